@@ -1,0 +1,76 @@
+"""The noisy-label CSV and the fastai DataBlock that reads it.
+
+CSV format: one row per image, columns `image` (path relative to the image root, by default the
+CSV's folder), `label` (the given, possibly noisy, class name), `split` (`train`, `valid` or `test`)
+and optionally `clean_label` (the true class name, when known)."""
+from pathlib import Path
+import pandas as pd
+from fastai.data.block import DataBlock, CategoryBlock
+from fastai.data.transforms import ColReader, ColSplitter, Normalize
+from fastai.vision.augment import Resize
+from fastai.vision.core import imagenet_stats
+from fastai.vision.data import ImageBlock
+from .errors import UserError
+
+__all__ = ['COLUMNS', 'CLEAN', 'SPLITS', 'read_label_csv', 'check_images', 'noisy_label_block', 'label_dataloaders']
+
+COLUMNS, CLEAN, SPLITS = ('image', 'label', 'split'), 'clean_label', ('train', 'valid', 'test')
+
+def _rows(mask) -> str:
+    "CSV line numbers (header = line 1) of the first rows where `mask` holds."
+    lines = [str(i+2) for i in mask[mask].index[:5]]
+    return ', '.join(lines) + (' …' if mask.sum() > 5 else '')
+
+def read_label_csv(path, classes=None) -> tuple[pd.DataFrame, list[str]]:
+    "Read and check a noisy-label CSV; returns it and the class vocabulary (`classes`, or the sorted labels found)."
+    path = Path(path)
+    if not path.is_file(): raise UserError(f"{path}: label CSV not found")
+    try: df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot parse as CSV ({str(e).splitlines()[0]})") from None
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing: raise UserError(f"{path}: missing column(s) {', '.join(missing)}; need {', '.join(COLUMNS)} (+ optional {CLEAN})")
+    if df.empty: raise UserError(f"{path}: has a header but no rows")
+    for col in COLUMNS:
+        if (empty := df[col].str.strip() == '').any(): raise UserError(f"{path}: empty `{col}` on line(s) {_rows(empty)}")
+    if (bad := ~df.split.isin(SPLITS)).any():
+        raise UserError(f"{path}: `split` must be one of {', '.join(SPLITS)}; line(s) {_rows(bad)} have {sorted(set(df.split[bad]))[:3]}")
+    label_cols = ['label'] + ([CLEAN] if CLEAN in df.columns else [])
+    if classes is None: classes = sorted(set().union(*(set(df[c]) for c in label_cols)) - {''})
+    classes = list(classes)
+    for col in label_cols:
+        bad = ~df[col].isin(classes) & ((df[col] != '') if col == CLEAN else True)
+        if bad.any(): raise UserError(f"{path}: `{col}` on line(s) {_rows(bad)} not among the classes {classes} "
+                                      f"(found {sorted(set(df[col][bad]))[:3]}); fix the CSV or data.classes")
+    return df, classes
+
+def check_images(df:pd.DataFrame, root, csv='CSV'):
+    "Raise a `UserError` naming the first rows of `df` whose image file is missing under `root`."
+    root = Path(root)
+    missing = ~df.image.map(lambda p: (root/p).is_file())
+    if missing.any():
+        first = df.image[missing].iloc[0]
+        raise UserError(f"{csv}: {missing.sum()} image(s) not found under {root}, e.g. line {missing[missing].index[0]+2}: {first} "
+                        f"(lines {_rows(missing)}); set data.root to the folder the `image` paths are relative to")
+
+def noisy_label_block(root, classes, img_size:int=224, stats=imagenet_stats) -> DataBlock:
+    "DataBlock over a label CSV frame with an `is_valid` column: squish-resize to `img_size` (bilinear), explicit `Normalize`."
+    return DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=list(classes))),
+                     get_x=ColReader('image', pref=f'{Path(root)}/'), get_y=ColReader('label'),
+                     splitter=ColSplitter('is_valid'), item_tfms=Resize(img_size, method='squish'),
+                     batch_tfms=Normalize.from_stats(*stats))
+
+def label_dataloaders(csv, root=None, classes=None, valid_split:str='valid', img_size:int=224, bs:int=32,
+                      num_workers:int=0, drop_last:bool=False, stats=imagenet_stats, device=None, check:bool=True):
+    "DataLoaders training on the CSV's `train` rows and validating on its `valid_split` rows."
+    df, classes = read_label_csv(csv, classes)
+    root = Path(csv).parent if root is None else Path(root)
+    for split in ('train', valid_split):
+        if not (df.split == split).any(): raise UserError(f"{csv}: no rows with split={split}; add some or set data.valid_split")
+    df = df[df.split.isin(['train', valid_split])].assign(is_valid=lambda d: d.split == valid_split)
+    if check: check_images(df, root, csv)
+    df = df.reset_index(drop=True)
+    empty = [c for c in classes if not (df.label[~df.is_valid] == c).any()]
+    if empty: raise UserError(f"{csv}: class(es) {', '.join(empty)} have no training images; drop them from data.classes or add images")
+    return noisy_label_block(root, classes, img_size, stats).dataloaders(
+        df, bs=bs, num_workers=num_workers, drop_last=drop_last, device=device)

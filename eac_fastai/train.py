@@ -1,0 +1,129 @@
+"Run a recipe: data, learner, optional lr_find, the scheduled fit, and everything written to the run directory."
+import json
+from dataclasses import dataclass
+from pathlib import Path
+import matplotlib
+import pandas as pd, torch
+from fastai.callback.progress import CSVLogger
+from fastai.callback.schedule import SuggestionMethod
+from fastai.torch_core import set_seed
+from rich.console import Console
+from .augment import Erasing, GaussianNoise
+from .data import label_dataloaders
+from .demo import DemoSpec, demo_dataset
+from .errors import UserError
+from .learner import eac_learner
+from .progress import RichProgressCallback
+from .recipe import Recipe, recipe_yaml
+from .runs import CheckpointCallback, environment, new_run_dir, save_predictions, summarize_history, write_atomic
+from .schedules import fit_with_schedule
+from .settings import Settings, load_settings
+
+__all__ = ['DataSource', 'resolve_data', 'recipe_dataloaders', 'recipe_learner', 'run_lr_find', 'train_recipe', 'lr_find_recipe']
+
+@dataclass
+class DataSource:
+    "Where a recipe's label CSV and images are."
+    csv: Path
+    root: Path
+
+def resolve_data(recipe:Recipe, settings:Settings, create:bool=True) -> DataSource:
+    "The recipe's CSV and image root, paths resolved through `settings`; the demo data is generated when `create`."
+    d = recipe.data
+    if d.demo is not None:
+        spec = DemoSpec(**d.demo.model_dump())
+        csv = demo_dataset(settings.data, spec) if create else settings.data/f'demo-{spec.key}'/'labels.csv'
+    else: csv = settings.data_path(d.csv)
+    return DataSource(csv, settings.data_path(d.root) if d.root else csv.parent)
+
+def _device(name:str) -> torch.device:
+    if name == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if name == 'cuda' and not torch.cuda.is_available(): raise UserError("train.device=cuda but no CUDA device is available; use auto or cpu")
+    return torch.device(name)
+
+def recipe_dataloaders(recipe:Recipe, settings:Settings|None=None, device=None):
+    "fastai DataLoaders for the recipe's data section."
+    d, src = recipe.data, resolve_data(recipe, settings or load_settings())
+    return label_dataloaders(src.csv, src.root, d.classes, d.valid_split, d.img_size, d.bs, d.num_workers, d.drop_last,
+                             stats=(list(d.mean), list(d.std)), device=device or _device(recipe.train.device))
+
+def recipe_learner(recipe:Recipe, dls, settings:Settings|None=None, path='.'):
+    "The recipe's `eac_learner` on `dls`, pretrained weights resolved through `settings`, precision applied."
+    settings = settings or load_settings()
+    m, a, t = recipe.model, recipe.augment, recipe.train
+    learn = eac_learner(dls, m.arch, recipe.method, settings.weights_path(m.weights) if m.weights else None,
+                        recipe.eac.lam, recipe.eac.mode,
+                        Erasing(a.erase.p, a.erase.scale, a.erase.ratio, a.erase.value) if a.erase else None,
+                        GaussianNoise(a.gauss_noise.p, a.gauss_noise.var) if a.gauss_noise else None,
+                        opt=t.opt, wd=t.wd, wd_bn_bias=t.wd_bn_bias, path=path)
+    if t.precision != 'fp32':
+        if dls.device.type != 'cuda': raise UserError(f"train.precision={t.precision} needs a CUDA device; use fp32 on {dls.device.type}")
+        learn.to_fp16() if t.precision == 'fp16' else learn.to_bf16()
+    return learn
+
+def _suggestions(lrs, losses, num_it:int) -> dict:
+    "fastai's four lr_find suggestions on the recorded curve (trimmed as `lr_find` does); None where the curve is too short."
+    lrs, losses = torch.tensor(lrs[num_it//10:-5]), torch.tensor(losses[num_it//10:-5])
+    if (nan := torch.isnan(losses)).any(): lrs, losses = lrs[:nan.nonzero()[0, 0]], losses[:nan.nonzero()[0, 0]]
+    out = {}
+    for f in (SuggestionMethod.Valley, SuggestionMethod.Slide, SuggestionMethod.Minimum, SuggestionMethod.Steep):
+        try: out[f.__name__] = float(f(lrs, losses, num_it)[0])
+        except (IndexError, ValueError, RuntimeError): out[f.__name__] = None
+    return out
+
+def run_lr_find(learn, recipe:Recipe, out:Path) -> float:
+    "Run fastai's `lr_find`, save `lr_find.json` and `lr_find.png` in `out`, return the recipe's chosen suggestion."
+    cfg = recipe.train.lr_find
+    learn.lr_find(cfg.start_lr, cfg.end_lr, cfg.num_it, show_plot=False, suggest_funcs=None)
+    lrs, losses = [float(l) for l in learn.recorder.lrs], [float(l) for l in learn.recorder.losses]
+    found = _suggestions(lrs, losses, cfg.num_it)
+    write_atomic(out/'lr_find.json', json.dumps(dict(suggestions=found, chosen=cfg.suggestion, lr=found[cfg.suggestion],
+                                                      lrs=lrs, losses=losses), indent=2))
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(lrs, losses); ax.set_xscale('log'); ax.set_xlabel('learning rate'); ax.set_ylabel('smoothed training loss')
+    for (k, v), c in zip(found.items(), ('C1', 'C2', 'C3', 'C4')):
+        if v is not None: ax.axvline(v, color=c, ls='--', label=f'{k} {v:.2e}')
+    ax.legend(); fig.tight_layout(); fig.savefig(out/'lr_find.png', dpi=100); plt.close(fig)
+    if found[cfg.suggestion] is None:
+        raise UserError(f"lr_find recorded {len(lrs)} steps, too few for the {cfg.suggestion} suggestion "
+                        f"(see {out/'lr_find.png'}); raise train.lr_find.num_it or set train.lr")
+    return found[cfg.suggestion]
+
+def _prepare(recipe, out, stem, settings):
+    "Seed, data, a fresh run directory holding the resolved recipe and environment, and the learner."
+    settings = settings or load_settings()
+    if recipe.seed is not None: set_seed(recipe.seed, reproducible=True)
+    dls = recipe_dataloaders(recipe, settings)
+    run = new_run_dir(out or settings.runs, stem)
+    write_atomic(run/'recipe.yaml', recipe_yaml(recipe))
+    write_atomic(run/'env.json', json.dumps(environment(dls.device), indent=2))
+    learn = recipe_learner(recipe, dls, settings, path=run)
+    return run, learn
+
+def train_recipe(recipe:Recipe, out=None, stem:str='run', settings:Settings|None=None, console:Console|None=None) -> Path:
+    "Train `recipe` into a new run directory under `out` (default: settings.ini's runs dir) and return it."
+    console = console or Console()
+    run, learn = _prepare(recipe, out, stem, settings)
+    console.print(f"[bold]{recipe.method}[/] · {recipe.model.arch} · {len(learn.dls.train_ds)} train / "
+                  f"{len(learn.dls.valid_ds)} {recipe.data.valid_split} images · {learn.dls.device} → {run}", soft_wrap=True)
+    t = recipe.train
+    with learn.no_bar(): lr = run_lr_find(learn, recipe, run) if t.lr == 'find' else t.lr
+    if t.lr == 'find': console.print(f"lr_find: {t.lr_find.suggestion} suggestion {lr:.2e} (lr_find.png)")
+    cbs = [CSVLogger('history.csv'), CheckpointCallback('accuracy'), RichProgressCallback(console)]
+    with learn.no_bar(), learn.no_logging():
+        fit_with_schedule(learn, t.schedule, t.epochs, lr, t.gamma, t.pct_start, cbs=cbs)
+        save_predictions(learn, run/f'preds_{recipe.data.valid_split}.csv')
+    history = pd.read_csv(run/'history.csv')
+    metrics = dict(summarize_history(history), method=recipe.method, lr=lr, valid_split=recipe.data.valid_split,
+                   n_train=len(learn.dls.train_ds), n_valid=len(learn.dls.valid_ds))
+    write_atomic(run/'metrics.json', json.dumps(metrics, indent=2))
+    console.print(f"accuracy: last-5 mean {metrics['last5_mean_accuracy']:.4f} · final {metrics['final_accuracy']:.4f} · "
+                  f"best {metrics['best_accuracy']:.4f} (epoch {metrics['best_epoch']}) → {run/'metrics.json'}", soft_wrap=True)
+    return run
+
+def lr_find_recipe(recipe:Recipe, out=None, stem:str='lr-find', settings:Settings|None=None) -> tuple[Path, float]:
+    "Run only the recipe's lr_find into a new run directory; returns it and the chosen learning rate."
+    run, learn = _prepare(recipe, out, stem, settings)
+    with learn.no_bar(): return run, run_lr_find(learn, recipe, run)

@@ -1,0 +1,52 @@
+"""Pretrained backbone weights from a local file, loaded without executing pickled code.
+
+Accepted layouts: a torchvision `state_dict` (e.g. `resnet18-f37072fd.pth`), a checkpoint dict with
+the state under `'state_dict'` (RUL's `resnet18_msceleb.pth`) or `'model'` (fastai's `learn.save`),
+keys optionally prefixed `module.` (DataParallel). The classifier (`fc`) is dropped: EAC trains a new head."""
+import pickle
+from pathlib import Path
+import torch
+from torch import nn
+from .errors import UserError
+
+__all__ = ['read_state_dict', 'load_backbone_weights']
+
+def read_state_dict(path) -> dict:
+    "The tensors of the checkpoint at `path` (`torch.load(weights_only=True)`), unwrapped and without a `module.` prefix."
+    path = Path(path)
+    if not path.is_file(): raise UserError(f"{path}: weights file not found; give model.weights an existing .pth file (relative paths are under settings.ini's weights dir)")
+    try: obj = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise UserError(f"{path}: refused to load: it holds Python objects other than tensors, which could run code "
+                        f"({str(e).splitlines()[0][:200]}); save only a state_dict") from None
+    except Exception as e: raise UserError(f"{path}: not a PyTorch checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    for key in ('state_dict', 'model'):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict): obj = obj[key]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()):
+        raise UserError(f"{path}: expected a state_dict (names → tensors), or a dict holding one under 'state_dict' or 'model'")
+    if all(k.startswith('module.') for k in obj): obj = {k[len('module.'):]: v for k, v in obj.items()}
+    return obj
+
+def load_backbone_weights(body:nn.Sequential, reference:nn.Module, path) -> list[str]:
+    """Load the torchvision-named weights at `path` into `body`, the first children of `reference` (as fastai's
+    `create_body` cuts them). Every body tensor must be present with its shape; returns the ignored head keys."""
+    sd = read_state_dict(path)
+    names = [n for n, _ in reference.named_children()]
+    index = {n: str(i) for i, n in enumerate(names[:len(body)])}
+    mapped, ignored, unexpected = {}, [], []
+    for k, v in sd.items():
+        top, _, rest = k.partition('.')
+        if top in index: mapped[f'{index[top]}.{rest}'] = v
+        elif top in names: ignored.append(k)
+        else: unexpected.append(k)
+    target = body.state_dict()
+    unexpected += [k for k in mapped if k not in target]
+    missing = [k for k in target if k not in mapped and not k.endswith('num_batches_tracked')]
+    shapes = [f'{k} {tuple(mapped[k].shape)} vs {tuple(target[k].shape)}' for k in mapped if k in target and mapped[k].shape != target[k].shape]
+    problems = [f'{what}: {", ".join(ks[:4])}{" …" if len(ks) > 4 else ""} ({len(ks)})'
+                for what, ks in (('missing keys', missing), ('unexpected keys', unexpected), ('shape mismatches', shapes)) if ks]
+    if problems:
+        raise UserError(f"{path}: does not fit the {type(reference).__name__} backbone: {'; '.join(problems)}. "
+                        "Check model.arch, or convert the file to torchvision key names")
+    body.load_state_dict(mapped, strict=False)
+    return ignored
