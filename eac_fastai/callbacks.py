@@ -43,7 +43,7 @@ class EACCallback(AugmentCallback):
 
     def before_fit(self):
         super().before_fit()
-        if getattr(self, 'hook', None) is not None: self.hook.remove()   # a fit interrupted by an exception
+        self._detach()                                 # what a fit interrupted by an exception left behind
         model = getattr(self.learn.model, 'module', self.learn.model)
         self.body, self.fc = model[0], linear_head(model)
         self.hook = hook_output(self.body, detach=False)
@@ -60,8 +60,10 @@ class EACCallback(AugmentCallback):
 
     def after_pred(self):
         w = self.fc.weight.detach()                    # the CAMs train the body only; the bias is not used
-        cams = class_activation_maps(self.hook.stored, w)
-        self.consistency = flip_consistency(cams, class_activation_maps(self.body(self.x_flip), w))
+        features = self.hook.stored
+        flipped = self.body(self.x_flip)               # its own forward call: its own BatchNorm statistics, as officially
+        self.hook.stored = None                        # hold no graph on the module (deepcopy, memory)
+        self.consistency = flip_consistency(class_activation_maps(features, w), class_activation_maps(flipped, w))
 
     def after_loss(self):
         self.learn.loss_grad = self.learn.loss_grad + self.lam*self.consistency
@@ -73,7 +75,10 @@ class EACCallback(AugmentCallback):
         "Mean over this epoch's training images of CE (`i=0`) or the consistency term (`i=1`)."
         return (self.sums[i]/self.n_seen).item() if self.n_seen else None
 
-    def after_fit(self):
-        self.hook.remove()
-        self.learn.metrics = [m for m in self.learn.metrics if m not in self.eac_metrics]
-        self.x_flip = self.consistency = None
+    def _detach(self):
+        "Remove the feature hook and the logging metrics from the learner."
+        if getattr(self, 'hook', None) is not None: self.hook.remove()
+        if getattr(self, 'eac_metrics', None): self.learn.metrics = [m for m in self.learn.metrics if m not in self.eac_metrics]
+        self.hook = self.eac_metrics = self.x_flip = self.consistency = None
+
+    def after_fit(self): self._detach()

@@ -13,7 +13,7 @@ app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False, add
                   help="EAC (Erasing Attention Consistency) for noisy-label facial expression recognition, on fastai.")
 convert_app = typer.Typer(no_args_is_help=True, help="Convert a dataset's official files into the noisy-label CSV.")
 app.add_typer(convert_app, name='convert')
-console, err_console = Console(), Console(stderr=True)
+console, err_console = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)  # raised by fastai's import
 
 def user_errors(f):
@@ -22,7 +22,7 @@ def user_errors(f):
     def wrapper(*args, **kwargs):
         try: return f(*args, **kwargs)
         except UserError as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
     return wrapper
 

@@ -55,7 +55,7 @@ def check_images(df:pd.DataFrame, root, csv='CSV'):
 
 def noisy_label_block(root, classes, img_size:int=224, stats=imagenet_stats) -> DataBlock:
     "DataBlock over a label CSV frame with an `is_valid` column: squish-resize to `img_size` (bilinear), explicit `Normalize`."
-    return DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=list(classes))),
+    return DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=list(classes), sort=False)),
                      get_x=ColReader('image', pref=f'{Path(root)}/'), get_y=ColReader('label'),
                      splitter=ColSplitter('is_valid'), item_tfms=Resize(img_size, method='squish'),
                      batch_tfms=Normalize.from_stats(*stats))

@@ -1,6 +1,7 @@
 "`eac_learner`: a fastai vision learner with a CAM-compatible head, local pretrained weights and a training method."
 from functools import partial
 import torch, torchvision
+import fastai.callback.schedule, fastai.callback.fp16  # noqa: F401  Learner.fit_one_cycle, lr_find, to_fp16
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastai.optimizer import OptimWrapper, Adam, SGD

@@ -43,9 +43,9 @@ def check_noise_matrix(m, n_classes:int|None=None) -> np.ndarray:
 def generate_noisy_labels(true_labels, noise_matrix, *, seed:int=0, exact:bool=True) -> np.ndarray:
     """Noisy copies of integer `true_labels` drawn through `noise_matrix` (columns = true class).
 
-    `exact=True` flips exactly `round(noise_matrix[i,j] * n_j)` labels of true class `j` to `i`
-    (largest-remainder rounding, so each class keeps its size); `exact=False` draws each label
-    independently, as SCN's generator does. Same seed, same labels."""
+    `exact=True` changes exactly `round(n_j · (1 - noise_matrix[j,j]))` labels of true class `j` (halves round up)
+    and spreads them over the other classes in proportion to column `j` (largest remainders, ties at random);
+    `exact=False` draws each label independently, as SCN's generator does. Same seed, same labels."""
     y = np.asarray(true_labels)
     m = check_noise_matrix(noise_matrix)
     k = len(m)
@@ -56,18 +56,20 @@ def generate_noisy_labels(true_labels, noise_matrix, *, seed:int=0, exact:bool=T
         idx = np.flatnonzero(y == j)
         if not len(idx): continue
         if exact:
-            counts = _round_preserving_sum(m[:, j]*len(idx), rng)
+            counts = np.zeros(k, dtype=int)
+            others = np.arange(k) != j
+            n_flip = int(np.floor(len(idx)*(1 - m[j, j]) + 0.5 + 1e-9))
+            if n_flip: counts[others] = _largest_remainder(m[others, j]/m[others, j].sum()*n_flip, n_flip, rng)
+            counts[j] = len(idx) - n_flip
             out[rng.permutation(idx)] = np.repeat(np.arange(k), counts)
         else: out[idx] = rng.choice(k, size=len(idx), p=m[:, j])
     return out
 
-def _round_preserving_sum(x:np.ndarray, rng) -> np.ndarray:
-    "Integers closest to `x` summing to `round(x.sum())`: largest remainders get the extra units, ties broken at random."
+def _largest_remainder(x:np.ndarray, total:int, rng) -> np.ndarray:
+    "Integers near `x` that sum to `total`: the largest remainders get the extra units, ties broken at random."
     base = np.floor(x + 1e-9).astype(int)
-    short = int(round(x.sum())) - base.sum()
     order = rng.permutation(len(x))
-    rem = (x-base)[order]
-    base[order[np.argsort(-rem, kind='stable')[:short]]] += 1
+    base[order[np.argsort(-(x-base)[order], kind='stable')[:total - base.sum()]]] += 1
     return base
 
 def noise_matrix_from_csv(path, n_classes:int) -> np.ndarray:

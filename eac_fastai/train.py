@@ -92,14 +92,14 @@ def run_lr_find(learn, recipe:Recipe, out:Path) -> float:
     return found[cfg.suggestion]
 
 def _prepare(recipe, out, stem, settings):
-    "Seed, data, a fresh run directory holding the resolved recipe and environment, and the learner."
+    "Seed, data and learner (any input error surfaces here, before anything is written), then a new run directory."
     settings = settings or load_settings()
     if recipe.seed is not None: set_seed(recipe.seed, reproducible=True)
     dls = recipe_dataloaders(recipe, settings)
-    run = new_run_dir(out or settings.runs, stem)
+    learn = recipe_learner(recipe, dls, settings)
+    learn.path = run = new_run_dir(out or settings.runs, stem)
     write_atomic(run/'recipe.yaml', recipe_yaml(recipe))
     write_atomic(run/'env.json', json.dumps(environment(dls.device), indent=2))
-    learn = recipe_learner(recipe, dls, settings, path=run)
     return run, learn
 
 def train_recipe(recipe:Recipe, out=None, stem:str='run', settings:Settings|None=None, console:Console|None=None) -> Path:

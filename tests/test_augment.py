@@ -1,0 +1,79 @@
+"Per-image random erasing (torchvision semantics) and the official Gaussian-noise basic augmentation."
+import math
+import pytest, torch
+from torchvision.transforms import RandomErasing
+from eac_fastai.augment import Erasing, gaussian_noise, random_erasing
+
+def boxes(x, erased):
+    "Height, width of the erased rectangle of each image (NaN where nothing was erased)."
+    m = (x != erased).any(1)                               # N×H×W: pixels that changed
+    hs, ws = m.any(2).sum(1).float(), m.any(1).sum(1).float()
+    hs[hs == 0], ws[ws == 0] = math.nan, math.nan
+    return hs, ws
+
+@pytest.fixture
+def batch():
+    torch.manual_seed(0)
+    return torch.rand(4000, 3, 20, 24) + 1                 # never 0, so erased pixels (value 0) are visible
+
+def test_erasing_probability_area_ratio(batch):
+    out = random_erasing(batch, p=0.5, scale=(0.02, 0.25), ratio=(0.3, 3.3))
+    hs, ws = boxes(out, batch)
+    done = ~hs.isnan()
+    assert abs(done.float().mean().item() - 0.5) < 0.03
+    area = (hs*ws)[done] / (20*24)
+    assert area.min() >= 0.02*0.5 and area.max() <= 0.25*1.5     # rounding of h and w to integers
+    aspect = (hs/ws)[done]
+    assert aspect.min() >= 0.3*0.5 and aspect.max() <= 3.3*2
+    erased = out[(out != batch).any(1, keepdim=True).expand_as(out)]
+    assert (erased == 0).all()                              # value 0 after Normalize = the mean colour
+
+def test_erasing_matches_torchvision_distribution(batch):
+    "Same erase rate and area law as torchvision's per-image RandomErasing (statistically)."
+    torch.manual_seed(1)
+    tv = RandomErasing(p=0.5, scale=(0.02, 0.25), ratio=(0.3, 3.3), value=0)
+    ref = torch.stack([tv(im) for im in batch[:2000]])
+    ours = random_erasing(batch[:2000], 0.5, (0.02, 0.25), (0.3, 3.3))
+    (rh, rw), (oh, ow) = boxes(ref, batch[:2000]), boxes(ours, batch[:2000])
+    assert abs((~rh.isnan()).float().mean() - (~oh.isnan()).float().mean()) < 0.05
+    ra, oa = (rh*rw)[~rh.isnan()].mean(), (oh*ow)[~oh.isnan()].mean()
+    assert abs(ra - oa)/ra < 0.06
+    rar, oar = (rh/rw)[~rh.isnan()].log().mean(), (oh/ow)[~oh.isnan()].log().mean()
+    assert abs(rar - oar) < 0.08
+
+def test_erasing_independent_per_image(batch):
+    out = random_erasing(batch, p=1.)
+    hs, ws = boxes(out, batch)
+    assert (~hs.isnan()).float().mean() > 0.97
+    tops = (out != batch).any(1).any(2).float().argmax(1)
+    assert len(set(zip(hs.tolist(), ws.tolist(), tops.tolist()))) > 500
+    a = random_erasing(batch, p=0.5)
+    decided = (a != batch).flatten(1).any(1).float()
+    assert abs(torch.corrcoef(torch.stack([decided[::2], decided[1::2]]))[0, 1]) < 0.1
+
+def test_erasing_random_and_per_channel_values(batch):
+    out = random_erasing(batch[:50], p=1., value='random')
+    assert ((out != batch[:50]).float().mean() > 0)
+    out = random_erasing(batch[:50], p=1., value=(0.1, 0.2, 0.3))
+    changed = (out != batch[:50])
+    assert torch.allclose(out[:, 1][changed[:, 1]], torch.tensor(0.2))
+
+def test_erasing_p0_is_identity(batch):
+    assert torch.equal(random_erasing(batch[:20], p=0.), batch[:20])
+    assert torch.equal(Erasing(p=0.)(batch[:20]), batch[:20])
+
+def test_gaussian_noise_on_pixel_scale():
+    torch.manual_seed(0)
+    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    pix = torch.randint(60, 200, (64, 3, 16, 16)).float()
+    x = (pix/255 - mean)/std
+    out = gaussian_noise(x, p=1., var=30., mean=mean, std=std)
+    back = (out*std + mean)*255
+    assert torch.allclose(back, back.round(), atol=1e-3)              # uint8 values again
+    diff = back.round() - pix
+    assert abs(diff.std().item() - math.sqrt(30)) < 0.3
+    assert abs(diff.mean().item() + 0.5) < 0.1                        # truncation to uint8 (official astype) biases by -0.5
+    assert torch.equal(gaussian_noise(x, p=0., mean=mean, std=std), x)
+    some = gaussian_noise(x, p=0.5, mean=mean, std=std)
+    changed = (some != x).flatten(1).any(1).float().mean().item()
+    assert 0.3 < changed < 0.7

@@ -1,0 +1,141 @@
+"The EAC callbacks inside a real fastai Learner: views, loss, gradients, hooks, lr_find, export, predict."
+import copy
+import pytest, torch, torch.nn.functional as F
+from fastai.callback.core import Callback
+from fastai.learner import load_learner
+from eac_fastai.augment import Erasing, GaussianNoise
+from eac_fastai.callbacks import EACCallback
+from eac_fastai.learner import eac_learner
+from test_cam import official_cams, official_flip
+
+class Capture(Callback):
+    "Record, for every training batch, the logged loss, the back-propagated loss and EAC's consistency term."
+    order = 7                                              # after EACCallback (5)
+    def __init__(self): self.rows = []
+    def after_loss(self):
+        if self.training: self.rows.append((self.learn.loss.item(), self.learn.loss_grad.item(), self.learn.eac.consistency.item()))
+
+def test_backpropagated_loss_is_ce_plus_lambda_consistency(dls):
+    cap = Capture()
+    learn = eac_learner(dls, 'resnet18', lam=5., cbs=[cap])
+    learn.fit(1, 1e-3)
+    assert len(cap.rows) == len(dls.train)
+    for ce, total, cons in cap.rows:
+        assert cons > 0 and total == pytest.approx(ce + 5.*cons, rel=1e-6)
+
+def test_eac_step_matches_formulas_on_fixed_views(dls):
+    "Fixed views in, EAC_SPEC §1.2–1.4 out: loss = CE(view 1) + λ·MSE(CAM(view 1), flip(CAM(flipped view))), W detached."
+    torch.manual_seed(0)
+    learn = eac_learner(dls, 'resnet18', lam=3., erase=Erasing(p=1.), noise=GaussianNoise(p=1.))
+    x, y = (t.as_subclass(torch.Tensor) for t in dls.one_batch())
+    ref = copy.deepcopy(learn.model).train()
+    learn.model.train()
+    learn.eac.before_fit()
+    try:
+        learn.xb, learn.yb = (x,), (y,)
+        learn.training = True
+        learn.eac.before_batch()
+        v1, v2 = learn.xb[0], learn.eac.x_flip
+        learn.pred = learn.model(v1)
+        learn.eac.after_pred()
+        learn.loss_grad = learn.loss_func(learn.pred, y); learn.loss = learn.loss_grad.clone()
+        learn.eac.after_loss()
+        learn.loss_grad.backward()
+    finally: learn.eac.after_fit()
+    f1, f2 = ref[0](v1), ref[0](v2)                         # two separate forward calls: per-view BatchNorm statistics
+    w = ref[1][-1].weight.detach()
+    cons = F.mse_loss(official_cams(f1, w), official_flip(official_cams(f2, w)))
+    total = F.cross_entropy(ref[1](f1), y) + 3.*cons
+    torch.testing.assert_close(learn.loss_grad.detach(), total.detach(), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(learn.eac.sums[1]/learn.eac.n_seen, cons.detach(), atol=1e-5, rtol=1e-4)
+    total.backward()
+    for (n, p), (_, q) in zip(learn.model.named_parameters(), ref.named_parameters()):
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-4, rtol=1e-3, msg=n)
+    # the fc weight gets gradient from CE only: the CAMs use a detached copy of it
+    ce_only = copy.deepcopy(ref); ce_only.zero_grad()
+    F.cross_entropy(ce_only[1](ce_only[0](v1)), y).backward()
+    torch.testing.assert_close(learn.model[1][-1].weight.grad, ce_only[1][-1].weight.grad, atol=1e-5, rtol=1e-4)
+
+def _views(learn, x, **kw):
+    cb = EACCallback(**kw); cb.learn = learn; cb.stats = None
+    learn.xb, learn.yb = (x,), (torch.zeros(len(x), dtype=torch.long),); cb.before_batch()
+    return learn.xb[0], cb.x_flip
+
+def test_noisy_mode_independent_erasing_and_noise_on_original_only(dls):
+    learn = eac_learner(dls, 'resnet18')
+    x = torch.rand(64, 3, 16, 16) + 1
+    v1, v2 = _views(learn, x, mode='noisy', erase=Erasing(p=1.), noise=None)
+    assert torch.equal(v1.flip(-1) == 0, v2 == 0) is False   # different boxes
+    assert ((v1 == 0).flip(-1) != (v2 == 0)).flatten(1).any(1).float().mean() > 0.9
+    v1, v2 = _views(learn, x, mode='noisy', erase=None, noise=GaussianNoise(p=1.))
+    assert torch.equal(v2, x.flip(-1)) and not torch.equal(v1, x)
+
+def test_clean_mode_exact_mirror(dls):
+    learn = eac_learner(dls, 'resnet18')
+    x = torch.rand(32, 3, 16, 16) + 1
+    v1, v2 = _views(learn, x, mode='clean', erase=Erasing(p=1.), noise=GaussianNoise(p=1.))
+    assert torch.equal(v2, v1.flip(-1)) and not torch.equal(v1, x)
+
+def test_validation_identical_with_and_without_callback(dls):
+    torch.manual_seed(0)
+    learn = eac_learner(dls, 'resnet18')
+    learn.fit(1, 1e-3)
+    with_cb, _ = learn.get_preds()
+    learn.remove_cb(learn.eac)
+    without, _ = learn.get_preds()
+    assert torch.equal(with_cb, without)
+    plain = eac_learner(dls, 'resnet18', method='baseline'); plain.model.load_state_dict(learn.model.state_dict())
+    assert torch.equal(plain.get_preds()[0], with_cb)
+
+def _n_hooks(model): return sum(len(m._forward_hooks) for m in model.modules())
+
+def test_no_hooks_left_after_fit_lr_find_or_interrupt(dls):
+    learn = eac_learner(dls, 'resnet18')
+    learn.fit(1, 1e-3)
+    assert _n_hooks(learn.model) == 0
+    learn.lr_find(num_it=8, show_plot=False)
+    assert _n_hooks(learn.model) == 0
+    class Boom(Callback):
+        def after_pred(self): raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt): learn.fit(1, cbs=Boom())
+    learn.fit(1, 1e-3)                                      # a new fit replaces the hook the interrupted one left
+    assert _n_hooks(learn.model) == 0
+    assert learn.metrics.attrgot('name') == ['accuracy']    # the logging metrics are removed after fit
+
+def test_logs_ce_and_consistency_and_works_with_one_cycle(dls):
+    learn = eac_learner(dls, 'resnet18')
+    learn.fit_one_cycle(2, 1e-3)
+    names = list(learn.recorder.metric_names)
+    assert names[:4] == ['epoch', 'train_loss', 'valid_loss', 'accuracy'] and 'train_ce' in names and 'train_consistency' in names
+    ce, cons = (names.index(n) - 1 for n in ('train_ce', 'train_consistency'))
+    for row in learn.recorder.values: assert row[ce] > 0 and row[cons] > 0
+
+def test_export_round_trip_and_predict(dls, demo_csv, tmp_path):
+    torch.manual_seed(0)
+    learn = eac_learner(dls, 'resnet18', path=tmp_path)
+    learn.fit(1, 1e-3)
+    learn.export('export.pkl')
+    loaded = load_learner(tmp_path/'export.pkl')
+    img = demo_csv.parent/dls.valid.items.image.iloc[0]
+    (c1, i1, p1), (c2, i2, p2) = learn.predict(img), loaded.predict(img)
+    assert c1 == c2 and torch.allclose(p1, p2, atol=1e-6)
+    assert hasattr(loaded, 'eac') and _n_hooks(loaded.model) == 0
+
+class CPUAutocast(Callback):
+    "MixedPrecision's placement (enter autocast before the batch, leave after the loss) with CPU bfloat16."
+    order = 10
+    def before_batch(self): self.ctx = torch.autocast('cpu', dtype=torch.bfloat16); self.ctx.__enter__()
+    def after_pred(self): self.learn.pred = self.pred.float()
+    def after_loss(self): self.ctx.__exit__(None, None, None)
+
+def test_consistency_inside_autocast(dls):
+    learn = eac_learner(dls, 'resnet18', cbs=[CPUAutocast()])
+    learn.fit(1, 1e-3)
+    assert learn.eac.consistency is None and all(torch.isfinite(torch.tensor(v[:4])).all() for v in learn.recorder.values)
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="fastai's MixedPrecision needs CUDA")
+def test_mixed_precision_cuda(demo_csv):
+    from eac_fastai.data import label_dataloaders
+    learn = eac_learner(label_dataloaders(demo_csv, img_size=32, bs=16, device='cuda'), 'resnet18').to_fp16()
+    learn.fit(1, 1e-3)
+    assert torch.isfinite(torch.tensor(learn.recorder.values[-1][:2])).all()

@@ -1,0 +1,50 @@
+"CAMs and the flip-consistency loss against the official formulas (EAC_SPEC §1.2–1.4)."
+import torch, torch.nn.functional as F
+from eac_fastai.cam import class_activation_maps, flip_consistency, linear_head
+
+def official_flip(cams):
+    "The official flip: grid_sample with the x coordinate negated, bilinear, border padding, align_corners=True."
+    n, _, h, w = cams.shape
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing='ij')
+    grid = torch.stack([-xs, ys], -1).expand(n, h, w, 2)
+    return F.grid_sample(cams, grid, mode='bilinear', padding_mode='border', align_corners=True)
+
+def official_cams(features, weight):
+    "The official broadcast product N×K×C×H×W summed over C."
+    n, c, h, w = features.shape
+    return (weight.view(1, -1, c, 1, 1) * features.unsqueeze(1)).sum(2)
+
+def test_flip_equals_official_grid_sample():
+    for shape in [(4, 7, 7, 7), (3, 5, 6, 9), (2, 7, 2, 2)]:
+        m = torch.randn(shape)
+        torch.testing.assert_close(m.flip(-1), official_flip(m), atol=1e-5, rtol=1e-5)   # float rounding of the grid
+
+def test_cam_shape_and_official_formula():
+    f, w = torch.randn(3, 16, 4, 5), torch.randn(7, 16)
+    cams = class_activation_maps(f, w)
+    assert cams.shape == (3, 7, 4, 5)
+    torch.testing.assert_close(cams, official_cams(f, w), atol=1e-5, rtol=1e-5)
+
+def test_cam_is_linear_in_features():
+    f1, f2, w = torch.randn(2, 8, 3, 3), torch.randn(2, 8, 3, 3), torch.randn(7, 8)
+    torch.testing.assert_close(class_activation_maps(2*f1 - 3*f2, w),
+                               2*class_activation_maps(f1, w) - 3*class_activation_maps(f2, w), atol=1e-5, rtol=1e-5)
+
+def test_cam_averages_to_logits_without_bias():
+    "Global average of each class map + bias = the GAP → Linear head's logit: the head is CAM-compatible."
+    f, lin = torch.randn(2, 8, 3, 3), torch.nn.Linear(8, 7)
+    logits = lin(f.mean((2, 3)))
+    torch.testing.assert_close(class_activation_maps(f, lin.weight).mean((2, 3)) + lin.bias, logits, atol=1e-5, rtol=1e-5)
+
+def test_flip_consistency_by_hand():
+    "Fixed tensors: MSE over all N·K·H·W elements between M1 and flip_W(M2)."
+    m1 = torch.tensor([[[[1., 2.], [3., 4.]]]])               # N=1, K=1, 2×2
+    m2 = torch.tensor([[[[0., 1.], [1., 1.]]]])               # flipped back: [[1,0],[1,1]]
+    assert flip_consistency(m1, m2).item() == ((1-1)**2 + (2-0)**2 + (3-1)**2 + (4-1)**2) / 4
+    m = torch.randn(2, 7, 3, 3)
+    assert flip_consistency(m, m.flip(-1)).item() == 0
+    torch.testing.assert_close(flip_consistency(m, m), F.mse_loss(m, official_flip(m)))
+
+def test_linear_head_is_last_linear():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(4, 2)))
+    assert linear_head(model) is model[1][1]

@@ -1,0 +1,66 @@
+"The CLI end to end on generated demo data: real processes, real files, settings.ini paths."
+import json, os, subprocess, sys
+from pathlib import Path
+import pandas as pd, pytest, torch
+from typer.testing import CliRunner
+from eac_fastai.cli import app
+from eac_fastai.recipe import load_recipe
+
+TINY = "method: {method}\nseed: 0\ndata: {{demo: {{n_train: 6, n_valid: 3, n_test: 2, size: 32}}, img_size: 32, bs: 16}}\ntrain: {{epochs: 2, lr: 1.0e-3, schedule: exp}}\n"
+
+@pytest.fixture
+def tiny_recipe(tmp_path, settings_file):
+    f = tmp_path/'tiny.yaml'; f.write_text(TINY.format(method='eac')); return f
+
+def test_train_demo_end_to_end_subprocess(tiny_recipe, tmp_path):
+    cli = Path(sys.executable).parent/'eac-fastai'
+    r = subprocess.run([str(cli), 'train', str(tiny_recipe), 'eac.lam=2', '--out', str(tmp_path/'runs')],
+                       capture_output=True, text=True, env=os.environ, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for col in ('epoch', 'train_loss', 'valid_loss', 'accuracy', 'train_ce', 'train_consistency'): assert col in r.stdout
+    assert 'fastprogress' not in r.stdout and '|█' not in r.stdout
+    (run,) = (tmp_path/'runs').iterdir()
+    assert run.name.startswith('tiny-')
+    assert (tmp_path/'data').is_dir() and list((tmp_path/'data').glob('demo-*/labels.csv'))   # demo made under settings' data
+    m = json.loads((run/'metrics.json').read_text())
+    h = pd.read_csv(run/'history.csv')
+    assert len(h) == 2 and m['epochs'] == 2
+    assert m['final_accuracy'] == pytest.approx(h.accuracy.iloc[-1]) and m['best_accuracy'] == pytest.approx(h.accuracy.max())
+    assert m['last5_mean_accuracy'] == pytest.approx(h.accuracy.mean())
+    assert load_recipe(run/'recipe.yaml').eac.lam == 2                                            # resolved, re-runnable
+    env = json.loads((run/'env.json').read_text())
+    assert env['torch'] == torch.__version__ and env['device'] == 'cpu'
+    preds = pd.read_csv(run/'preds_valid.csv')
+    assert len(preds) == 21 and {'image', 'label', 'clean_label', 'pred', 'prob_Anger'} <= set(preds.columns)
+    assert preds.filter(like='prob_').sum(axis=1).round(4).eq(1).all()
+    for ck in ('best', 'last'): assert (run/'models'/f'{ck}.pth').is_file()
+    last = torch.load(run/'models'/'last.pth', weights_only=True)
+    assert set(last) == {'model', 'opt'}
+
+def test_baseline_and_lr_find(tiny_recipe, tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(app, ['train', str(tiny_recipe), 'method=baseline', 'train.epochs=1', '--out', str(tmp_path/'b')])
+    assert r.exit_code == 0, r.output
+    (run,) = (tmp_path/'b').iterdir()
+    h = pd.read_csv(run/'history.csv')
+    assert 'train_consistency' not in h.columns and json.loads((run/'metrics.json').read_text())['method'] == 'baseline'
+    r = runner.invoke(app, ['lr-find', str(tiny_recipe), 'train.lr_find.num_it=20', '--out', str(tmp_path/'l')])
+    assert r.exit_code == 0, r.output
+    (run,) = (tmp_path/'l').iterdir()
+    found = json.loads((run/'lr_find.json').read_text())
+    assert found['lr'] > 0 and (run/'lr_find.png').stat().st_size > 1000 and len(found['lrs']) == len(found['losses'])
+    r = runner.invoke(app, ['train', str(tiny_recipe), 'train.lr=find', 'train.lr_find.num_it=20', 'train.epochs=1', '--out', str(tmp_path/'f')])
+    assert r.exit_code == 0, r.output
+    (run,) = (tmp_path/'f').iterdir()
+    assert json.loads((run/'metrics.json').read_text())['lr'] == json.loads((run/'lr_find.json').read_text())['lr']
+
+def test_user_errors_exit_2_and_write_nothing(tiny_recipe, tmp_path, settings_file):
+    runner, out = CliRunner(), tmp_path/'runs'
+    for args, words in [(['no_such_key=1'], 'no_such_key'), (['~data.demo', 'data.csv=missing.csv'], 'missing.csv: label CSV not found'),
+                        (['model.weights=nope.pth'], 'nope.pth: weights file not found'),
+                        (['train.precision=fp16', 'train.device=cpu'], 'needs a CUDA device')]:
+        r = runner.invoke(app, ['train', str(tiny_recipe), *args, '--out', str(out)])
+        assert r.exit_code == 2 and words in r.output and 'Traceback' not in r.output, r.output
+    assert not out.exists() or not any(out.iterdir())
+    r = runner.invoke(app, ['validate', str(tmp_path/'none.yaml')])
+    assert r.exit_code == 2 and 'recipe file not found' in r.output

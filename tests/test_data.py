@@ -1,0 +1,51 @@
+"The noisy-label CSV: checks with file and line numbers, and the DataBlock that reads it."
+import re
+import pandas as pd, pytest
+from eac_fastai.data import label_dataloaders, read_label_csv
+from eac_fastai.errors import UserError
+
+def write(tmp_path, text, name='labels.csv'):
+    f = tmp_path/name; f.write_text(text); return f
+
+def test_csv_errors_name_file_and_line(tmp_path):
+    cases = [('image,label\na.png,x\n', 'missing column'), ('image,label,split\n', 'no rows'),
+             ('image,label,split\na.png,x,train\nb.png,y,val\n', 'line(s) 3'),
+             ('image,label,split\na.png,,train\n', 'empty `label` on line(s) 2'),
+             ('image,label,split,clean_label\na.png,x,train,z\n', '`clean_label` on line(s) 2')]
+    for text, words in cases:
+        with pytest.raises(UserError, match=re.escape(words)) as e: read_label_csv(write(tmp_path, text), ['x', 'y'] if 'z' in text else None)
+        assert 'labels.csv' in str(e.value)
+    with pytest.raises(UserError, match=r'`label` on line\(s\) 3'):
+        read_label_csv(write(tmp_path, 'image,label,split\na.png,x,train\nb.png,q,train\n'), ['x', 'y'])
+    with pytest.raises(UserError, match='not found'): read_label_csv(tmp_path/'none.csv')
+
+def test_vocabulary_explicit_or_sorted(tmp_path):
+    f = write(tmp_path, 'image,label,split,clean_label\na.png,b,train,c\nb.png,a,test,a\n')
+    assert read_label_csv(f)[1] == ['a', 'b', 'c']
+    assert read_label_csv(f, ['c', 'b', 'a'])[1] == ['c', 'b', 'a']
+
+def test_dataloaders_from_demo_csv(demo_csv):
+    dls = label_dataloaders(demo_csv, img_size=24, bs=8, classes=['Surprise', 'Fear', 'Disgust', 'Happiness', 'Sadness', 'Anger', 'Neutral'])
+    assert list(dls.vocab) == ['Surprise', 'Fear', 'Disgust', 'Happiness', 'Sadness', 'Anger', 'Neutral']
+    assert len(dls.train_ds) == 56 and len(dls.valid_ds) == 28
+    x, y = dls.valid.one_batch()
+    assert x.shape == (8, 3, 24, 24) and abs(x.mean().item()) < 1.5            # normalised
+    assert any(type(t).__name__ == 'Normalize' for t in dls.after_batch.fs)
+    test = label_dataloaders(demo_csv, img_size=24, bs=8, valid_split='test')
+    assert len(test.valid_ds) == 14
+    df = pd.read_csv(demo_csv)
+    train_labels = [dls.vocab[int(y)] for _, y in dls.train_ds]
+    assert sorted(train_labels) == sorted(df.label[df.split == 'train'])           # the given (noisy) labels are trained on
+
+def test_missing_images_and_empty_classes(demo_csv, tmp_path):
+    df = pd.read_csv(demo_csv)
+    df.loc[3, 'image'] = 'images/train/nope.png'
+    f = tmp_path/'x.csv'; df.to_csv(f, index=False)
+    with pytest.raises(UserError, match=r'1 image\(s\) not found.*line 5: images/train/nope.png'):
+        label_dataloaders(f, root=demo_csv.parent, img_size=24)
+    df = pd.read_csv(demo_csv)
+    df = df[~((df.label == 'Fear') & (df.split == 'train'))]
+    df.to_csv(f, index=False)
+    with pytest.raises(UserError, match='Fear have no training images'): label_dataloaders(f, root=demo_csv.parent, img_size=24)
+    with pytest.raises(UserError, match='no rows with split=valid'):
+        df[df.split != 'valid'].to_csv(f, index=False); label_dataloaders(f, root=demo_csv.parent)
