@@ -131,16 +131,20 @@ def apply_overrides(cfg:dict, overrides, source='overrides') -> dict:
             except yaml.YAMLError: node[leaf] = raw
     return cfg
 
+_TYPE_TAGS = {'float', 'int', 'str', 'bool'}
+
 def _format_errors(e:ValidationError, source) -> str:
-    lines = []
+    "One line per bad key; the alternatives of a union (`lr: 1e-3 | find`) are merged into one line."
+    problems = {}
     for err in e.errors():
-        loc = '.'.join(str(p) for p in err['loc'] if not str(p).startswith(('function-after', 'literal[', 'union[')))
-        if err['type'] == 'extra_forbidden': msg = 'unknown key'
-        else: msg = err['msg'].removeprefix('Value error, ')
-        if err['type'] not in ('extra_forbidden', 'missing') and 'input' in err and not isinstance(err['input'], dict):
-            msg += f" (got {err['input']!r})"
-        lines.append(f"  {loc or '(top level)'}: {msg}")
-    return f"{source}: {len(lines)} problem(s):\n" + '\n'.join(dict.fromkeys(lines))
+        loc = '.'.join(str(p) for p in err['loc'] if str(p) not in _TYPE_TAGS and '[' not in str(p)) or '(top level)'
+        msg = 'unknown key' if err['type'] == 'extra_forbidden' else err['msg'].removeprefix('Value error, ')
+        got = err.get('input')
+        suffix = f" (got {got!r})" if err['type'] not in ('extra_forbidden', 'missing') and not isinstance(got, dict) else ''
+        msgs, _ = problems.setdefault(loc, ([], suffix))
+        if msg not in msgs: msgs.append(msg)
+    lines = [f"  {loc}: {' or '.join(msgs)}{suffix}" for loc, (msgs, suffix) in problems.items()]
+    return f"{source}: {len(lines)} problem(s):\n" + '\n'.join(lines)
 
 def load_recipe(path, overrides=()) -> Recipe:
     "Read the YAML recipe at `path`, apply `overrides`, validate; `RecipeError` lists every problem."
