@@ -128,8 +128,8 @@ def make_demo_dataset(dest, spec:DemoSpec=DemoSpec()) -> Path:
 
 def _mkdir(p:Path) -> Path: p.mkdir(parents=True, exist_ok=True); return p
 
-def demo_dataset(data_dir, spec:DemoSpec=DemoSpec()) -> Path:
-    "The demo CSV under `data_dir/demo-<key>/`, generated on first use."
+def demo_dataset(data_dir, spec:DemoSpec=DemoSpec(), create:bool=True) -> Path:
+    "The demo CSV under `data_dir/demo-<key>/`, generated on first use when `create`."
     dest = Path(data_dir)/f'demo-{spec.key}'
     csv = dest/'labels.csv'
-    return csv if csv.is_file() else make_demo_dataset(dest, spec)
+    return make_demo_dataset(dest, spec) if create and not csv.is_file() else csv

@@ -2,8 +2,8 @@
 import json
 from dataclasses import dataclass
 from pathlib import Path
-import matplotlib
 import pandas as pd, torch
+from matplotlib.figure import Figure
 from fastai.callback.progress import CSVLogger
 from fastai.callback.schedule import SuggestionMethod
 from fastai.torch_core import set_seed
@@ -31,8 +31,7 @@ def resolve_data(recipe:Recipe, settings:Settings, create:bool=True) -> DataSour
     "The recipe's CSV and image root, paths resolved through `settings`; the demo data is generated when `create`."
     d = recipe.data
     if d.demo is not None:
-        spec = DemoSpec(**d.demo.model_dump())
-        csv = demo_dataset(settings.data, spec) if create else settings.data/f'demo-{spec.key}'/'labels.csv'
+        csv = demo_dataset(settings.data, DemoSpec(**d.demo.model_dump()), create)
     else: csv = settings.data_path(d.csv)
     return DataSource(csv, settings.data_path(d.root) if d.root else csv.parent)
 
@@ -79,13 +78,12 @@ def run_lr_find(learn, recipe:Recipe, out:Path) -> float:
     found = _suggestions(lrs, losses, cfg.num_it)
     write_atomic(out/'lr_find.json', json.dumps(dict(suggestions=found, chosen=cfg.suggestion, lr=found[cfg.suggestion],
                                                       lrs=lrs, losses=losses), indent=2))
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))                        # no pyplot: the caller's matplotlib backend is left alone
+    ax = fig.subplots()
     ax.plot(lrs, losses); ax.set_xscale('log'); ax.set_xlabel('learning rate'); ax.set_ylabel('smoothed training loss')
     for (k, v), c in zip(found.items(), ('C1', 'C2', 'C3', 'C4')):
         if v is not None: ax.axvline(v, color=c, ls='--', label=f'{k} {v:.2e}')
-    ax.legend(); fig.tight_layout(); fig.savefig(out/'lr_find.png', dpi=100); plt.close(fig)
+    ax.legend(); fig.tight_layout(); fig.savefig(out/'lr_find.png', dpi=100)
     if found[cfg.suggestion] is None:
         raise UserError(f"lr_find recorded {len(lrs)} steps, too few for the {cfg.suggestion} suggestion "
                         f"(see {out/'lr_find.png'}); raise train.lr_find.num_it or set train.lr")
