@@ -35,10 +35,12 @@ def eac_learner(dls,
                 lam:float=5., mode:str='noisy',        # EAC consistency weight and view pairing
                 erase:Erasing|None=Erasing(), noise:GaussianNoise|None=GaussianNoise(),
                 opt:str='adam', wd:float=1e-4,         # a name in `OPTIMIZERS`; weight decay
-                wd_bn_bias:bool=True,                  # decay BatchNorm and bias too, as torch optimizers do
+                wd_bn_bias:bool=True,                  # decay BatchNorm and bias too (False: fastai optimizers only)
                 metrics=accuracy, cbs=None, **kwargs):
     "A `vision_learner` whose head is global average pooling → one Linear (so CAMs exist), body unfrozen, with `method`'s callbacks."
     if arch not in ARCHS: raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    if not wd_bn_bias and not opt.startswith('fastai_'):        # fastai's OptimWrapper ignores its per-parameter do_wd
+        raise ValueError(f"wd_bn_bias=False needs a fastai optimizer (fastai_adam, fastai_sgd); torch's {opt} decays every parameter")
     learn = vision_learner(dls, ARCHS[arch], pretrained=False, concat_pool=False, lin_ftrs=[], first_bn=False, ps=0.,
                            init=None, loss_func=CrossEntropyLossFlat(), opt_func=OPTIMIZERS[opt], wd=wd,
                            wd_bn_bias=wd_bn_bias, metrics=metrics,

@@ -99,6 +99,12 @@ class Train(_Section):
         if v != 'find' and v <= 0: raise ValueError("must be positive or 'find'")
         return v
 
+    @model_validator(mode='after')
+    def _wd_bn_bias(self):
+        if not self.wd_bn_bias and not self.opt.startswith('fastai_'):
+            raise ValueError(f"wd_bn_bias=false needs opt fastai_adam or fastai_sgd; torch's {self.opt} decays every parameter")
+        return self
+
 class Recipe(_Section):
     "A whole training recipe."
     method: Literal['baseline', 'eac'] = 'eac'

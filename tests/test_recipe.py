@@ -23,7 +23,8 @@ def test_all_problems_reported_with_keys_and_file(recipe):
 
 def test_ranges_and_cross_field_rules(recipe):
     for bad, words in [('train.epochs=0', 'train.epochs'), ('eac.lam=-1', 'eac.lam'), ('augment.erase.scale=[0.5,0.1]', 'low <= high'),
-                       ('data.csv=x.csv', 'exactly one of data.csv and data.demo'), ('augment.gauss_noise.var=-3', 'var')]:
+                       ('data.csv=x.csv', 'exactly one of data.csv and data.demo'), ('augment.gauss_noise.var=-3', 'var'),
+                       ('train.wd_bn_bias=false', 'needs opt fastai_adam or fastai_sgd')]:
         with pytest.raises(RecipeError, match=words.replace('.', r'\.').replace('[', r'\[')): load_recipe(recipe, [bad])
 
 def test_overrides_are_yaml_typed(recipe):
@@ -32,6 +33,7 @@ def test_overrides_are_yaml_typed(recipe):
     assert r.train.epochs == 3 and r.train.lr == 'find' and r.augment.erase is None and r.augment.gauss_noise.p == 0.25
     assert r.data.classes == ['a', 'b'] and r.train.lr_find.num_it == 20
     assert load_recipe(recipe, ['train.lr=1e-3']).train.lr == 1e-3
+    assert load_recipe(recipe, ['train.opt=fastai_adam', 'train.wd_bn_bias=false']).train.wd_bn_bias is False
     cfg = apply_overrides({'a': {'b': 1, 'c': 2}}, ['~a.b', 'a.d.e=x'])
     assert cfg == {'a': {'c': 2, 'd': {'e': 'x'}}}
     with pytest.raises(RecipeError, match='not of the form'): apply_overrides({}, ['justakey'])

@@ -43,3 +43,9 @@ def test_torch_adam_with_coupled_weight_decay_everywhere(dls):
     assert n_params == len(list(learn.model.parameters()))     # BatchNorm and bias decayed too, like torch.optim.Adam
     fa = eac_learner(dls, 'resnet18', opt='fastai_adam'); fa.create_opt()
     assert type(fa.opt).__name__ == 'Optimizer'
+
+def test_wd_bn_bias_off_only_where_it_works(dls):
+    with pytest.raises(ValueError, match='needs a fastai optimizer'): eac_learner(dls, 'resnet18', opt='adam', wd_bn_bias=False)
+    learn = eac_learner(dls, 'resnet18', opt='fastai_adam', wd_bn_bias=False); learn.create_opt()
+    bn = learn.model[0][1].weight
+    assert learn.opt.state[bn]['do_wd'] is False
