@@ -65,3 +65,21 @@ def test_convert_cli_never_overwrites(rafdb, tmp_path):
     before = out.read_text()
     r = runner.invoke(app, ['convert', 'rafdb', str(root), '-o', str(out)])
     assert r.exit_code == 2 and 'already exists' in r.output and out.read_text() == before
+
+def test_rafdb_recipe_end_to_end(rafdb, tmp_path, settings_file):
+    "The shipped RAF-DB recipe on a converted miniature RAF-DB and a local checkpoint in RUL's layout, paths from settings.ini."
+    import json, shutil, torch, torchvision
+    from pathlib import Path
+    root, _, _ = rafdb
+    data = settings_file.parent/'data'/'rafdb'
+    shutil.copytree(root, data/'raf-basic')
+    convert_rafdb(data/'raf-basic', data/'rafdb_noise30.csv', data/'raf-basic'/'EmoLabel'/'noise01.txt')
+    (settings_file.parent/'weights').mkdir()
+    torch.save({'state_dict': torchvision.models.resnet18().state_dict()}, settings_file.parent/'weights'/'resnet18_msceleb.pth')
+    recipe = Path(__file__).parent.parent/'recipes'/'rafdb_eac_r18.yaml'
+    r = CliRunner().invoke(app, ['train', str(recipe), 'train.epochs=1', 'data.img_size=32', 'data.bs=8', 'data.num_workers=0'])
+    assert r.exit_code == 0, r.output
+    (run,) = (settings_file.parent/'runs').iterdir()
+    preds = pd.read_csv(run/'preds_test.csv')
+    assert len(preds) == 7 and (preds.split == 'test').all()
+    assert json.loads((run/'metrics.json').read_text())['valid_split'] == 'test'
