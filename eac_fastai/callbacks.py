@@ -43,6 +43,7 @@ class EACCallback(AugmentCallback):
 
     def before_fit(self):
         super().before_fit()
+        if self.learn.lock.locked(): return            # validate/get_preds/predict also fire before_fit: nothing to set up
         self._detach()                                 # what a fit interrupted by an exception left behind
         model = getattr(self.learn.model, 'module', self.learn.model)
         self.body, self.fc = model[0], linear_head(model)
@@ -70,6 +71,7 @@ class EACCallback(AugmentCallback):
         n = self.x.shape[0]                            # running sums stay on the device: no sync per batch
         self.sums = self.sums + torch.stack([self.learn.loss.detach().float(), self.consistency.detach()])*n
         self.n_seen += n
+        if hasattr(self.learn, 'lr_finder'): self.learn.loss = self.learn.loss_grad.detach().clone()  # lr_find tracks the whole objective
 
     def epoch_mean(self, i:int):
         "Mean over this epoch's training images of CE (`i=0`) or the consistency term (`i=1`)."
@@ -81,4 +83,5 @@ class EACCallback(AugmentCallback):
         if getattr(self, 'eac_metrics', None): self.learn.metrics = [m for m in self.learn.metrics if m not in self.eac_metrics]
         self.hook = self.eac_metrics = self.x_flip = self.consistency = None
 
-    def after_fit(self): self._detach()
+    def after_fit(self):
+        if not self.learn.lock.locked(): self._detach()

@@ -87,15 +87,14 @@ def make_noise(csv: Annotated[Path, typer.Argument(help="label CSV (image, label
     from .runs import write_atomic
     if output.exists() and not overwrite: raise UserError(f"{output}: already exists; choose another --output or pass --overwrite")
     df, vocab = read_label_csv(csv, classes.split(',') if classes else None)
-    k = len(vocab)
-    if kind == NoiseKind.matrix:
-        if matrix is None: raise UserError("--kind matrix needs --matrix FILE")
-        m = noise_matrix_from_csv(matrix, k)
-    else:
-        if not 0 <= rate <= 1: raise UserError(f"--rate must be in [0, 1], got {rate}")
-        m = (symmetric_noise_matrix if kind == NoiseKind.symmetric else pairflip_noise_matrix)(k, rate)
     wanted = [s.strip() for s in splits.split(',')]
-    noisy = add_label_noise(df, vocab, m, seed=seed, exact=exact, splits=wanted)
+    try:
+        if kind == NoiseKind.matrix:
+            if matrix is None: raise UserError("--kind matrix needs --matrix FILE")
+            m = noise_matrix_from_csv(matrix, len(vocab))
+        else: m = (symmetric_noise_matrix if kind == NoiseKind.symmetric else pairflip_noise_matrix)(len(vocab), rate)
+        noisy = add_label_noise(df, vocab, m, seed=seed, exact=exact, splits=wanted)
+    except ValueError as e: raise UserError(f"{csv}: {e}") from None
     output.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(output, noisy.to_csv(index=False))
     rows = noisy.split.isin(wanted)

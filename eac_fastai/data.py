@@ -53,10 +53,10 @@ def check_images(df:pd.DataFrame, root, csv='CSV'):
         raise UserError(f"{csv}: {missing.sum()} image(s) not found under {root}, e.g. line {missing[missing].index[0]+2}: {first} "
                         f"(lines {_rows(missing)}); set data.root to the folder the `image` paths are relative to")
 
-def noisy_label_block(root, classes, img_size:int=224, stats=imagenet_stats) -> DataBlock:
-    "DataBlock over a label CSV frame with an `is_valid` column: squish-resize to `img_size` (bilinear), explicit `Normalize`."
+def noisy_label_block(classes, img_size:int=224, stats=imagenet_stats) -> DataBlock:
+    "DataBlock over a label frame with `path`, `label` and `is_valid` columns: squish-resize to `img_size` (bilinear), explicit `Normalize`."
     return DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=list(classes), sort=False)),
-                     get_x=ColReader('image', pref=f'{Path(root)}/'), get_y=ColReader('label'),
+                     get_x=ColReader('path'), get_y=ColReader('label'),
                      splitter=ColSplitter('is_valid'), item_tfms=Resize(img_size, method='squish'),
                      batch_tfms=Normalize.from_stats(*stats))
 
@@ -69,8 +69,8 @@ def label_dataloaders(csv, root=None, classes=None, valid_split:str='valid', img
         if not (df.split == split).any(): raise UserError(f"{csv}: no rows with split={split}; add some or set data.valid_split")
     df = df[df.split.isin(['train', valid_split])].assign(is_valid=lambda d: d.split == valid_split)
     if check: check_images(df, root, csv)
-    df = df.reset_index(drop=True)
+    df = df.reset_index(drop=True).assign(path=lambda d: [str(root/p) for p in d.image])
     empty = [c for c in classes if not (df.label[~df.is_valid] == c).any()]
     if empty: raise UserError(f"{csv}: class(es) {', '.join(empty)} have no training images; drop them from data.classes or add images")
-    return noisy_label_block(root, classes, img_size, stats).dataloaders(
+    return noisy_label_block(classes, img_size, stats).dataloaders(
         df, bs=bs, num_workers=num_workers, drop_last=drop_last, device=device)

@@ -38,7 +38,7 @@ def check_noise_matrix(m, n_classes:int|None=None) -> np.ndarray:
     if (m < 0).any(): raise ValueError("noise matrix has negative entries")
     bad = np.flatnonzero(~np.isclose(m.sum(0), 1, atol=1e-6))
     if len(bad): raise ValueError(f"noise matrix columns must sum to 1 (P(given | true=j)); column(s) {bad.tolist()} do not")
-    return m
+    return m / m.sum(0, keepdims=True)                 # exactly 1, as sampling needs
 
 def generate_noisy_labels(true_labels, noise_matrix, *, seed:int=0, exact:bool=True) -> np.ndarray:
     """Noisy copies of integer `true_labels` drawn through `noise_matrix` (columns = true class).
@@ -86,14 +86,15 @@ def actual_noise_rate(given, true) -> float:
 
 def add_label_noise(df, classes, noise_matrix, *, seed:int=0, exact:bool=True, splits=('train',)):
     """A copy of label-CSV frame `df` whose `label` is noisy on rows of `splits`; the truth is kept in `clean_label`
-    (taken from `clean_label` when present, else from `label`). Other splits keep clean labels."""
+    (its non-empty values, else `label`). Other splits keep their labels."""
     classes = list(classes)
-    truth = df['clean_label'] if 'clean_label' in df.columns else df['label']
-    unknown = sorted(set(truth) - set(classes))
-    if unknown: raise UserError(f"labels {unknown[:3]} are not among the classes {classes}")
-    idx = {c: i for i, c in enumerate(classes)}
+    truth = df['label'].copy()
+    if 'clean_label' in df.columns: truth = truth.where(df['clean_label'].fillna('') == '', df['clean_label'])
     rows = df['split'].isin(splits).to_numpy()
-    y = truth.map(idx).to_numpy()
-    noisy = y.copy()
-    noisy[rows] = generate_noisy_labels(y[rows], noise_matrix, seed=seed, exact=exact)
-    return df.assign(label=np.array(classes)[noisy], clean_label=truth.to_numpy())
+    unknown = ~truth.isin(classes) & rows
+    if unknown.any(): raise ValueError(f"line(s) {', '.join(str(i+2) for i in np.flatnonzero(unknown)[:5])}: "
+                                       f"labels {sorted(set(truth[unknown]))[:3]} are not among the classes {classes}")
+    y = truth.map({c: i for i, c in enumerate(classes)}).to_numpy()
+    noisy = df['label'].to_numpy().copy()
+    noisy[rows] = np.array(classes)[generate_noisy_labels(y[rows].astype(int), noise_matrix, seed=seed, exact=exact)]
+    return df.assign(label=noisy, clean_label=truth.to_numpy())

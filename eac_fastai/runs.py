@@ -64,7 +64,7 @@ def save_predictions(learn, path, dl=None) -> pd.DataFrame:
     dl = dl or learn.dls.valid
     probs, _ = learn.get_preds(dl=dl)
     vocab = list(learn.dls.vocab)
-    items = dl.items.drop(columns=['is_valid'], errors='ignore').reset_index(drop=True)
+    items = dl.items.drop(columns=['is_valid', 'path'], errors='ignore').reset_index(drop=True)
     out = items.assign(pred=np.array(vocab)[probs.argmax(1).numpy()])
     out = pd.concat([out, pd.DataFrame(probs.numpy(), columns=[f'prob_{c}' for c in vocab])], axis=1)
     write_atomic(path, out.to_csv(index=False))

@@ -1,8 +1,9 @@
 """Pretrained backbone weights from a local file, loaded without executing pickled code.
 
 Accepted layouts: a torchvision `state_dict` (e.g. `resnet18-f37072fd.pth`), a checkpoint dict with
-the state under `'state_dict'` (RUL's `resnet18_msceleb.pth`) or `'model'` (fastai's `learn.save`),
-keys optionally prefixed `module.` (DataParallel). The classifier (`fc`) is dropped: EAC trains a new head."""
+the state under `'state_dict'` (RUL's `resnet18_msceleb.pth`), and fastai's `learn.save` files (an eac-fastai
+run's `models/best.pth`), keys optionally prefixed `module.` (DataParallel). The classifier is dropped: a
+new head is trained."""
 import pickle
 from pathlib import Path
 import torch
@@ -28,25 +29,33 @@ def read_state_dict(path) -> dict:
     return obj
 
 def load_backbone_weights(body:nn.Sequential, reference:nn.Module, path) -> list[str]:
-    """Load the torchvision-named weights at `path` into `body`, the first children of `reference` (as fastai's
-    `create_body` cuts them). Every body tensor must be present with its shape; returns the ignored head keys."""
+    """Load the weights at `path` into `body`, the first children of `reference` as fastai's `create_body` cuts them.
+    Keys are torchvision's (`layer1.0.conv1.weight`) or fastai's `learn.save` (`0.4.0.conv1.weight`); every body
+    tensor must be present with its shape. Returns the ignored classifier keys."""
     sd = read_state_dict(path)
     names = [n for n, _ in reference.named_children()]
-    index = {n: str(i) for i, n in enumerate(names[:len(body)])}
-    mapped, ignored, unexpected = {}, [], []
-    for k, v in sd.items():
-        top, _, rest = k.partition('.')
-        if top in index: mapped[f'{index[top]}.{rest}'] = v
-        elif top in names: ignored.append(k)
-        else: unexpected.append(k)
+    fastai_layout = all(k.split('.', 1)[0].isdigit() for k in sd)      # Sequential(body, head) of a fastai learner
+    if fastai_layout:
+        mapped = {k[2:]: v for k, v in sd.items() if k.startswith('0.')}
+        ignored, unexpected, shown = [k for k in sd if not k.startswith('0.')], [], lambda k: f'0.{k}'
+    else:
+        index = {n: str(i) for i, n in enumerate(names[:len(body)])}
+        mapped, ignored, unexpected = {}, [], []
+        for k, v in sd.items():
+            top, _, rest = k.partition('.')
+            if top in index: mapped[f'{index[top]}.{rest}'] = v
+            elif top in names: ignored.append(k)
+            else: unexpected.append(k)
+        shown = lambda k: f"{names[int(k.split('.', 1)[0])]}.{k.split('.', 1)[1]}"   # body key -> torchvision name
     target = body.state_dict()
-    unexpected += [k for k in mapped if k not in target]
-    missing = [k for k in target if k not in mapped and not k.endswith('num_batches_tracked')]
-    shapes = [f'{k} {tuple(mapped[k].shape)} vs {tuple(target[k].shape)}' for k in mapped if k in target and mapped[k].shape != target[k].shape]
+    unexpected += [shown(k) for k in mapped if k not in target]
+    missing = [shown(k) for k in target if k not in mapped and not k.endswith('num_batches_tracked')]
+    shapes = [f'{shown(k)} {tuple(mapped[k].shape)} vs {tuple(target[k].shape)}'
+              for k in mapped if k in target and mapped[k].shape != target[k].shape]
     problems = [f'{what}: {", ".join(ks[:4])}{" …" if len(ks) > 4 else ""} ({len(ks)})'
                 for what, ks in (('missing keys', missing), ('unexpected keys', unexpected), ('shape mismatches', shapes)) if ks]
     if problems:
-        raise UserError(f"{path}: does not fit the {type(reference).__name__} backbone: {'; '.join(problems)}. "
-                        "Check model.arch, or convert the file to torchvision key names")
+        raise UserError(f"{path}: does not fit the {type(reference).__name__} backbone of model.arch: {'; '.join(problems)}. "
+                        "Check model.arch, or give a checkpoint with torchvision key names")
     body.load_state_dict(mapped, strict=False)
     return ignored

@@ -139,3 +139,27 @@ def test_mixed_precision_cuda(demo_csv):
     learn = eac_learner(label_dataloaders(demo_csv, img_size=32, bs=16, device='cuda'), 'resnet18').to_fp16()
     learn.fit(1, 1e-3)
     assert torch.isfinite(torch.tensor(learn.recorder.values[-1][:2])).all()
+
+class LossPair(Callback):
+    order = 7
+    def __init__(self): self.pairs = []
+    def after_loss(self):
+        if self.training: self.pairs.append((self.learn.loss.item(), self.learn.loss_grad.item()))
+
+def test_lr_find_tracks_the_whole_objective(dls):
+    "lr_find smooths and stops on CE + λ·consistency (what is optimised); a fit logs CE as train_loss."
+    cb = LossPair()
+    learn = eac_learner(dls, 'resnet18', lam=50., cbs=[cb])
+    learn.lr_find(num_it=6, show_plot=False, suggest_funcs=None)
+    assert cb.pairs and all(l == g for l, g in cb.pairs)
+    cb.pairs.clear(); learn.fit(1, 1e-4)
+    assert all(l < g for l, g in cb.pairs)
+
+def test_validate_and_inference_leave_training_state_alone(dls):
+    "validate/get_preds fire before_fit too: EAC must not hook the body or add its train-only columns there."
+    learn = eac_learner(dls, 'resnet18')
+    loss, acc = learn.validate()
+    assert _n_hooks(learn.model) == 0 and learn.metrics.attrgot('name') == ['accuracy']
+    learn.fit(1, 1e-3)
+    assert learn.recorder.metric_names[-3:] == ['train_ce', 'train_consistency', 'time']
+    assert len(learn.validate()) == 2 and _n_hooks(learn.model) == 0

@@ -49,3 +49,10 @@ def test_missing_images_and_empty_classes(demo_csv, tmp_path):
     with pytest.raises(UserError, match='Fear have no training images'): label_dataloaders(f, root=demo_csv.parent, img_size=24)
     with pytest.raises(UserError, match='no rows with split=valid'):
         df[df.split != 'valid'].to_csv(f, index=False); label_dataloaders(f, root=demo_csv.parent)
+
+def test_absolute_image_paths(demo_csv, tmp_path):
+    df = pd.read_csv(demo_csv)
+    df['image'] = [str(demo_csv.parent/p) for p in df.image]
+    f = tmp_path/'abs.csv'; df.to_csv(f, index=False)
+    dls = label_dataloaders(f, img_size=16, bs=8)
+    assert dls.one_batch()[0].shape == (8, 3, 16, 16)

@@ -69,3 +69,18 @@ def test_make_noise_cli(tmp_path):
     assert r.exit_code == 0, r.output
     p = pd.read_csv(tmp_path/'p.csv')
     assert (p.label.map('abcdefg'.index) == (p.clean_label.map('abcdefg'.index)+1) % 7).all()
+
+def test_make_noise_edge_cases(tmp_path):
+    runner = CliRunner()
+    src = tmp_path/'c.csv'
+    pd.DataFrame(dict(image=[f'{i}.png' for i in range(6)], label=list('abcabc'), split=['train']*4 + ['test']*2,
+                      clean_label=['a', '', 'c', 'a', '', ''])).to_csv(src, index=False)
+    m = tmp_path/'m.csv'; m.write_text('0.33333,0.33333,0.33333\n' * 3)        # columns sum to 0.99999: accepted, renormalised
+    r = runner.invoke(app, ['make-noise', str(src), '-o', str(tmp_path/'n.csv'), '--kind', 'matrix', '--matrix', str(m), '--no-exact'])
+    assert r.exit_code == 0, r.output
+    out = pd.read_csv(tmp_path/'n.csv', keep_default_na=False)
+    assert list(out.clean_label) == ['a', 'b', 'c', 'a', 'b', 'c']                # empty clean_label: the given label is the truth
+    one = tmp_path/'one.csv'
+    pd.DataFrame(dict(image=['a.png'], label=['x'], split=['train'])).to_csv(one, index=False)
+    r = runner.invoke(app, ['make-noise', str(one), '-o', str(tmp_path/'o.csv')])
+    assert r.exit_code == 2 and 'one.csv' in r.output and 'at least 2 classes' in r.output and 'Traceback' not in r.output

@@ -10,17 +10,28 @@ def body_matches(learn, sd):
     return all(torch.equal(a, b) for a, b in zip(learn.model[0].state_dict().values(),
                                                    torch.nn.Sequential(*list(ref.children())[:-2]).state_dict().values()))
 
-@pytest.mark.parametrize('layout', ['torchvision', 'rul', 'module_prefix', 'fastai_save'])
+@pytest.mark.parametrize('layout', ['torchvision', 'rul', 'module_prefix'])
 def test_layouts_load_into_body(dls, tmp_path, layout):
     torch.manual_seed(1)
     sd = torchvision.models.resnet18().state_dict()                    # a 1000-way fc, as in resnet18_msceleb.pth
     obj = {'torchvision': sd, 'rul': {'state_dict': sd, 'epoch': 3},
-           'module_prefix': {f'module.{k}': v for k, v in sd.items()}, 'fastai_save': {'model': sd, 'opt': {}}}[layout]
+           'module_prefix': {f'module.{k}': v for k, v in sd.items()}}[layout]
     f = tmp_path/'w.pth'; torch.save(obj, f)
     learn = eac_learner(dls, 'resnet18', weights=f)
     assert body_matches(learn, sd)
     assert all(p.requires_grad for p in learn.model.parameters())       # body unfrozen
     assert learn.model[1][-1].out_features == 7
+
+def test_fastai_checkpoint_of_a_run(dls, tmp_path):
+    "A run's models/last.pth (learn.save with the optimizer) initialises a new learner's body; its head is dropped."
+    torch.manual_seed(2)
+    old = eac_learner(dls, 'resnet18', path=tmp_path)
+    old.fit(1, 1e-3)
+    old.save('last', with_opt=True)
+    new = eac_learner(dls, 'resnet18', weights=tmp_path/'models'/'last.pth')
+    for a, b in zip(old.model[0].state_dict().values(), new.model[0].state_dict().values()): assert torch.equal(a, b)
+    with pytest.raises(UserError, match=r'missing keys: 0\.4\.2\.conv1'):
+        eac_learner(dls, 'resnet34', weights=tmp_path/'models'/'last.pth')
 
 def test_missing_bn_counters_are_fine(dls, tmp_path):
     sd = {k: v for k, v in torchvision.models.resnet18().state_dict().items() if not k.endswith('num_batches_tracked')}
@@ -29,11 +40,11 @@ def test_missing_bn_counters_are_fine(dls, tmp_path):
 
 def test_wrong_arch_or_shapes_fail_clearly(dls, tmp_path):
     torch.save(torchvision.models.resnet34().state_dict(), tmp_path/'r34.pth')
-    with pytest.raises(UserError, match='r34.pth: does not fit the ResNet backbone: unexpected keys: 4.2'):
+    with pytest.raises(UserError, match='r34.pth: does not fit the ResNet backbone of model.arch: unexpected keys: layer1.2'):
         eac_learner(dls, 'resnet18', weights=tmp_path/'r34.pth')
     sd = torchvision.models.resnet18().state_dict(); sd['conv1.weight'] = torch.zeros(64, 1, 7, 7)
     torch.save(sd, tmp_path/'shape.pth')
-    with pytest.raises(UserError, match=r'shape mismatches: 0.weight \(64, 1, 7, 7\) vs \(64, 3, 7, 7\)'):
+    with pytest.raises(UserError, match=r'shape mismatches: conv1.weight \(64, 1, 7, 7\) vs \(64, 3, 7, 7\)'):
         eac_learner(dls, 'resnet18', weights=tmp_path/'shape.pth')
     ijba = {f'module.{k}': v for k, v in torchvision.models.resnet18().state_dict().items() if not k.startswith('fc')}
     ijba['module.feature.weight'] = torch.zeros(256, 512)             # SCN/RAN's ijba_res18_naive layout
