@@ -38,6 +38,7 @@ def read_label_csv(path, classes=None) -> tuple[pd.DataFrame, list[str]]:
     label_cols = ['label'] + ([CLEAN] if CLEAN in df.columns else [])
     if classes is None: classes = sorted(set().union(*(set(df[c]) for c in label_cols)) - {''})
     classes = list(classes)
+    if dup := sorted({c for c in classes if classes.count(c) > 1}): raise UserError(f"data.classes lists {dup} more than once")
     for col in label_cols:
         bad = ~df[col].isin(classes) & ((df[col] != '') if col == CLEAN else True)
         if bad.any(): raise UserError(f"{path}: `{col}` on line(s) {_rows(bad)} not among the classes {classes} "

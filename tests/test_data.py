@@ -23,6 +23,7 @@ def test_vocabulary_explicit_or_sorted(tmp_path):
     f = write(tmp_path, 'image,label,split,clean_label\na.png,b,train,c\nb.png,a,test,a\n')
     assert read_label_csv(f)[1] == ['a', 'b', 'c']
     assert read_label_csv(f, ['c', 'b', 'a'])[1] == ['c', 'b', 'a']
+    with pytest.raises(UserError, match=r"lists \['a'\] more than once"): read_label_csv(f, ['a', 'b', 'c', 'a'])
 
 def test_dataloaders_from_demo_csv(demo_csv):
     dls = label_dataloaders(demo_csv, img_size=24, bs=8, classes=['Surprise', 'Fear', 'Disgust', 'Happiness', 'Sadness', 'Anger', 'Neutral'])
