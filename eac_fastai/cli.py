@@ -9,8 +9,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from .errors import UserError
 
-app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False, add_completion=False,
-                  help="EAC (Erasing Attention Consistency) for noisy-label facial expression recognition, on fastai.")
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False, add_completion=False)
 convert_app = typer.Typer(no_args_is_help=True, help="Convert a dataset's official files into the noisy-label CSV.")
 app.add_typer(convert_app, name='convert')
 console, err_console = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
@@ -25,6 +24,15 @@ def user_errors(f):
             err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
     return wrapper
+
+def _version(value:bool):
+    if value:
+        from . import __version__
+        console.print(f"eac-fastai {__version__}"); raise typer.Exit()
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option('--version', callback=_version, is_eager=True, help="print the version and exit")] = False):
+    "EAC (Erasing Attention Consistency) for noisy-label facial expression recognition, on fastai."
 
 RecipeArg = Annotated[Path, typer.Argument(help="recipe YAML file")]
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="overrides: key.sub=value (YAML-typed), ~key.sub to delete")]

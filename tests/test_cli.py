@@ -64,6 +64,8 @@ def test_user_errors_exit_2_and_write_nothing(tiny_recipe, tmp_path, settings_fi
     assert not out.exists() or not any(out.iterdir())
     r = runner.invoke(app, ['validate', str(tmp_path/'none.yaml')])
     assert r.exit_code == 2 and 'recipe file not found' in r.output
+    from eac_fastai import __version__
+    assert runner.invoke(app, ['--version']).output.strip() == f'eac-fastai {__version__}'
 
 @pytest.mark.slow
 def test_quickstart_recipe_learns(tmp_path, settings_file):
