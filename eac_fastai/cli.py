@@ -56,11 +56,11 @@ def validate(recipe: RecipeArg, overrides: Overrides = None):
     r, settings = load_recipe(recipe, overrides), load_settings()
     console.print(Syntax(recipe_yaml(r), 'yaml'))
     src = resolve_data(r, settings, create=False)
-    paths = [('data.csv', src.csv)] if r.data.demo is None else []
-    if r.data.root: paths.append(('data.root', src.root))
-    if r.model.weights: paths.append(('model.weights', settings.weights_path(r.model.weights)))
-    for key, p in paths:
-        if not p.exists(): console.print(f"[yellow]warning:[/] {key}: {p} does not exist yet", highlight=False)
+    paths = [('data.csv', src.csv, Path.is_file)] if r.data.demo is None else []
+    if r.data.root: paths.append(('data.root', src.root, Path.is_dir))
+    if r.model.weights: paths.append(('model.weights', settings.weights_path(r.model.weights), Path.is_file))
+    for key, p, exists in paths:
+        if not exists(p): console.print(f"[yellow]warning:[/] {key}: {p} does not exist yet (or is not a {'folder' if exists is Path.is_dir else 'file'})", highlight=False)
     console.print(f"[green]ok:[/] {recipe}", highlight=False)
 
 @app.command('lr-find')
@@ -92,10 +92,12 @@ def make_noise(csv: Annotated[Path, typer.Argument(help="label CSV (image, label
     "Add seeded synthetic label noise to a label CSV; the true label is kept in clean_label."
     from .data import read_label_csv
     from .noise import add_label_noise, noise_matrix_from_csv, pairflip_noise_matrix, symmetric_noise_matrix, actual_noise_rate
-    from .runs import write_atomic
+    from .runs import check_output_dir, write_atomic
     if output.exists() and not overwrite: raise UserError(f"{output}: already exists; choose another --output or pass --overwrite")
+    check_output_dir(output.parent)
     df, vocab = read_label_csv(csv, classes.split(',') if classes else None)
     wanted = [s.strip() for s in splits.split(',')]
+    if absent := [s for s in wanted if not (df.split == s).any()]: raise UserError(f"{csv}: no rows with split {', '.join(absent)} (--splits)")
     try:
         if kind == NoiseKind.matrix:
             if matrix is None: raise UserError("--kind matrix needs --matrix FILE")
@@ -103,7 +105,6 @@ def make_noise(csv: Annotated[Path, typer.Argument(help="label CSV (image, label
         else: m = (symmetric_noise_matrix if kind == NoiseKind.symmetric else pairflip_noise_matrix)(len(vocab), rate)
         noisy = add_label_noise(df, vocab, m, seed=seed, exact=exact, splits=wanted)
     except ValueError as e: raise UserError(f"{csv}: {e}") from None
-    output.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(output, noisy.to_csv(index=False))
     rows = noisy.split.isin(wanted)
     console.print(f"{rows.sum()} rows of split {splits}: {actual_noise_rate(noisy.label[rows], noisy.clean_label[rows]):.2%} "
@@ -114,9 +115,16 @@ def make_noise(csv: Annotated[Path, typer.Argument(help="label CSV (image, label
 def make_demo(dest: Annotated[Path, typer.Argument(help="folder to create (must not exist)")],
               n_train: int = 100, n_valid: int = 30, n_test: int = 30, size: int = 64, noise: float = 0.3, seed: int = 0):
     "Generate the synthetic facial-expression demo dataset (PNGs + labels.csv with noisy and clean labels)."
+    from pydantic import ValidationError
     from .demo import DemoSpec, make_demo_dataset
+    from .recipe import DemoData
+    from .runs import check_output_dir
     if dest.exists(): raise UserError(f"{dest}: already exists; choose a new folder")
-    csv = make_demo_dataset(dest, DemoSpec(n_train, n_valid, n_test, size, noise, seed))
+    check_output_dir(dest.parent)
+    try: spec = DemoData(n_train=n_train, n_valid=n_valid, n_test=n_test, size=size, noise=noise, seed=seed)
+    except ValidationError as e:
+        raise UserError('; '.join(f"--{'-'.join(str(l) for l in err['loc']).replace('_', '-')}: {err['msg']}" for err in e.errors())) from None
+    csv = make_demo_dataset(dest, DemoSpec(**spec.model_dump()))
     console.print(f"demo data → {csv}", highlight=False)
 
 @convert_app.command('rafdb')

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 import pandas as pd
 from .errors import UserError
-from .runs import write_atomic
+from .runs import check_output_dir, write_atomic
 
 __all__ = ['RAFDB_CLASSES', 'read_rafdb_labels', 'convert_rafdb']
 
@@ -17,8 +17,10 @@ def read_rafdb_labels(path) -> dict[str, int]:
     "`{image name: 0-based class}` from a RAF-DB label file (`<name> <label 1-7>` per line), checked line by line."
     path = Path(path)
     if not path.is_file(): raise UserError(f"{path}: RAF-DB label file not found")
+    try: lines = path.read_text(encoding='utf-8').splitlines()
+    except (OSError, UnicodeDecodeError) as e: raise UserError(f"{path}: cannot read the label file ({e})") from None
     out = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(lines, 1):
         if not line.strip(): continue
         parts = line.split()
         if len(parts) != 2: raise UserError(f"{path}:{n}: expected '<image name> <label 1-7>', got {line.strip()!r}")
@@ -36,6 +38,7 @@ def convert_rafdb(raf_root, out_csv, noise_file=None, check_images:bool=True, ov
     `noise_file` when given (its test rows, if any, are ignored), test labels always from the clean file."""
     raf_root, out_csv = Path(raf_root), Path(out_csv)
     if out_csv.exists() and not overwrite: raise UserError(f"{out_csv}: already exists; choose another output or pass --overwrite")
+    check_output_dir(out_csv.parent)
     clean = read_rafdb_labels(raf_root/'EmoLabel'/'list_patition_label.txt')
     given = dict(clean)
     if noise_file is not None:
@@ -58,6 +61,5 @@ def convert_rafdb(raf_root, out_csv, noise_file=None, check_images:bool=True, ov
                            label=[RAFDB_CLASSES[given[k]] for k in clean],
                            split=['train' if k.startswith('train_') else 'test' for k in clean],
                            clean_label=[RAFDB_CLASSES[clean[k]] for k in clean]))
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out_csv, df.to_csv(index=False))
     return df

@@ -5,6 +5,7 @@ CSV's folder), `label` (the given, possibly noisy, class name), `split` (`train`
 and optionally `clean_label` (the true class name, when known)."""
 from pathlib import Path
 import pandas as pd
+from PIL import Image
 from fastai.data.block import DataBlock, CategoryBlock
 from fastai.data.transforms import ColReader, ColSplitter, Normalize
 from fastai.vision.augment import Resize
@@ -24,9 +25,9 @@ def _rows(mask) -> str:
 def read_label_csv(path, classes=None) -> tuple[pd.DataFrame, list[str]]:
     "Read and check a noisy-label CSV; returns it and the class vocabulary (`classes`, or the sorted labels found)."
     path = Path(path)
-    if not path.is_file(): raise UserError(f"{path}: label CSV not found")
+    if not path.is_file(): raise UserError(f"{path}: label CSV not found" + (" (it is a folder)" if path.is_dir() else ""))
     try: df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as e:
         raise UserError(f"{path}: cannot parse as CSV ({str(e).splitlines()[0]})") from None
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing: raise UserError(f"{path}: missing column(s) {', '.join(missing)}; need {', '.join(COLUMNS)} (+ optional {CLEAN})")
@@ -45,14 +46,24 @@ def read_label_csv(path, classes=None) -> tuple[pd.DataFrame, list[str]]:
                                       f"(found {sorted(set(df[col][bad]))[:3]}); fix the CSV or data.classes")
     return df, classes
 
+def _readable_image(path:Path) -> bool:
+    try:
+        with Image.open(path) as im: im.verify()
+        return True
+    except (OSError, SyntaxError, ValueError): return False
+
 def check_images(df:pd.DataFrame, root, csv='CSV'):
-    "Raise a `UserError` naming the first rows of `df` whose image file is missing under `root`."
+    "Raise a `UserError` naming the first rows of `df` whose image is missing under `root`, or is not a readable image."
     root = Path(root)
     missing = ~df.image.map(lambda p: (root/p).is_file())
     if missing.any():
         first = df.image[missing].iloc[0]
         raise UserError(f"{csv}: {missing.sum()} image(s) not found under {root}, e.g. line {missing[missing].index[0]+2}: {first} "
                         f"(lines {_rows(missing)}); set data.root to the folder the `image` paths are relative to")
+    broken = ~df.image.map(lambda p: _readable_image(root/p))
+    if broken.any():
+        raise UserError(f"{csv}: {broken.sum()} file(s) are not readable images, e.g. line {broken[broken].index[0]+2}: "
+                        f"{df.image[broken].iloc[0]} (lines {_rows(broken)}); replace or remove those rows")
 
 def noisy_label_block(classes, img_size:int=224, stats=imagenet_stats) -> DataBlock:
     "DataBlock over a label frame with `path`, `label` and `is_valid` columns: squish-resize to `img_size` (bilinear), explicit `Normalize`."

@@ -13,6 +13,8 @@ from .noise import add_label_noise, symmetric_noise_matrix
 
 __all__ = ['DemoSpec', 'draw_face', 'make_demo_dataset', 'demo_dataset']
 
+GENERATOR_VERSION = 1                                  # bump when drawing or labelling changes: cached demo data is remade
+
 # per class: brow lift (in eye heights), brow slant (+: inner ends up), eye openness, mouth kind, mouth curve
 _EXPRESSIONS = {
     'Surprise':  dict(lift=1.0,  slant=0.0,  eye=1.0,  mouth='o',     curve=0.0),
@@ -100,7 +102,9 @@ class DemoSpec:
     seed: int = 0
 
     @property
-    def key(self) -> str: return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+    def key(self) -> str:
+        "Names the generated folder: changes with the settings and with the generator's version."
+        return hashlib.sha1(json.dumps(dict(asdict(self), generator=GENERATOR_VERSION), sort_keys=True).encode()).hexdigest()[:10]
 
 def make_demo_dataset(dest, spec:DemoSpec=DemoSpec()) -> Path:
     "Write `dest/images/<split>/*.png` and `dest/labels.csv` (image, label, split, clean_label); returns the CSV path."
@@ -121,6 +125,7 @@ def make_demo_dataset(dest, spec:DemoSpec=DemoSpec()) -> Path:
         df.to_csv(tmp/'labels.csv', index=False)
         (tmp/'demo.json').write_text(json.dumps(asdict(spec), indent=2))
         if dest.exists(): shutil.rmtree(dest)
+        tmp.chmod(0o755)                                # mkdtemp makes it private
         tmp.rename(dest)
     finally:
         if tmp.exists(): shutil.rmtree(tmp)

@@ -77,7 +77,7 @@ class EAC(_Section):
 class LRFind(_Section):
     start_lr: float = Field(1e-7, gt=0)
     end_lr: float = Field(10., gt=0)
-    num_it: int = Field(100, ge=5)
+    num_it: int = Field(100, ge=20)
     suggestion: Literal['valley', 'slide', 'minimum', 'steep'] = 'valley'
 
 class Train(_Section):
@@ -155,9 +155,16 @@ def _format_errors(e:ValidationError, source) -> str:
 def load_recipe(path, overrides=()) -> Recipe:
     "Read the YAML recipe at `path`, apply `overrides`, validate; `RecipeError` lists every problem."
     path = Path(path)
-    if not path.is_file(): raise RecipeError(f"{path}: recipe file not found")
-    try: cfg = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e: raise RecipeError(f"{path}: not valid YAML: {e}") from None
+    if not path.is_file(): raise RecipeError(f"{path}: recipe file not found" + (" (it is a folder)" if path.is_dir() else ""))
+    try: text = path.read_text(encoding='utf-8')
+    except (OSError, UnicodeDecodeError) as e: raise RecipeError(f"{path}: cannot read the recipe ({e})") from None
+    try: cfg = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, 'problem_mark', None)
+        where = f":{mark.line+1}" if mark else ''
+        what = getattr(e, 'problem', None) or str(e).splitlines()[0]
+        hint = '; indent with spaces, not tabs' if '\t' in text else ''
+        raise RecipeError(f"{path}{where}: not valid YAML: {what}{hint}") from None
     if not isinstance(cfg, dict): raise RecipeError(f"{path}: a recipe is a mapping of sections (method, data, model, ...), got {type(cfg).__name__}")
     apply_overrides(cfg, overrides, source=path)
     try: return Recipe.model_validate(cfg)

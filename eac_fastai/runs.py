@@ -5,12 +5,21 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastai.callback.tracker import TrackerCallback
 from fastcore.basics import store_attr
+from .errors import UserError
 
-__all__ = ['new_run_dir', 'write_atomic', 'environment', 'summarize_history', 'CheckpointCallback', 'save_predictions']
+__all__ = ['check_output_dir', 'new_run_dir', 'write_atomic', 'environment', 'summarize_history', 'CheckpointCallback', 'save_predictions']
+
+def check_output_dir(path, what:str='output folder') -> Path:
+    "`path` if it is, or can be created as, a writable folder; else a `UserError` saying why (checked before any work)."
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir(): raise UserError(f"{what} {path}: {existing} is a file, not a folder; choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK): raise UserError(f"{what} {path}: {existing} is not writable")
+    return path
 
 def new_run_dir(parent, stem:str) -> Path:
     "A new, empty directory `parent/<stem>-<YYYYmmdd-HHMMSS>[-N]`; an existing one is never reused."
-    parent = Path(parent); parent.mkdir(parents=True, exist_ok=True)
+    parent = check_output_dir(parent, 'runs folder'); parent.mkdir(parents=True, exist_ok=True)
     base = f"{stem}-{datetime.now():%Y%m%d-%H%M%S}"
     for i in range(1, 1000):
         d = parent/(base if i == 1 else f'{base}-{i}')
@@ -21,9 +30,14 @@ def new_run_dir(parent, stem:str) -> Path:
 def write_atomic(path, text:str):
     "Write `text` to `path` through a temporary file and a rename, so readers never see half a file."
     path = Path(path)
+    if path.is_dir(): raise UserError(f"{path}: is a folder; give a file name")
+    check_output_dir(path.parent).mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
-    with os.fdopen(fd, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp): os.remove(tmp)
 
 def _git_sha() -> str|None:
     try: return subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True, timeout=5,

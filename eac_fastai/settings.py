@@ -37,9 +37,10 @@ def find_settings(start:Path|None=None) -> Path|None:
     return None
 
 def _read(f:Path) -> configparser.ConfigParser:
-    cp = configparser.ConfigParser()
-    try: cp.read(f)
+    cp = configparser.ConfigParser(interpolation=None)
+    try: cp.read(f, encoding='utf-8')
     except configparser.Error as e: raise UserError(f"{f}: not a valid ini file ({e.message.splitlines()[0]})") from None
+    except (OSError, UnicodeDecodeError) as e: raise UserError(f"{f}: cannot read the settings file ({e})") from None
     return cp
 
 def load_settings(start:Path|None=None) -> Settings:

@@ -15,7 +15,7 @@ from .errors import UserError
 from .learner import eac_learner
 from .progress import RichProgressCallback
 from .recipe import Recipe, recipe_yaml
-from .runs import CheckpointCallback, environment, new_run_dir, save_predictions, summarize_history, write_atomic
+from .runs import CheckpointCallback, check_output_dir, environment, new_run_dir, save_predictions, summarize_history, write_atomic
 from .schedules import fit_with_schedule
 from .settings import Settings, load_settings
 
@@ -64,7 +64,8 @@ def _suggestions(lrs, losses, num_it:int) -> dict:
     "fastai's four lr_find suggestions on the recorded curve (trimmed as `lr_find` does); None where the curve is too short."
     lrs, losses = torch.tensor(lrs[num_it//10:-5]), torch.tensor(losses[num_it//10:-5])
     if (nan := torch.isnan(losses)).any(): lrs, losses = lrs[:nan.nonzero()[0, 0]], losses[:nan.nonzero()[0, 0]]
-    out = {}
+    out = dict.fromkeys(('valley', 'slide', 'minimum', 'steep'))
+    if len(lrs) < 10: return out                        # too short a curve for any suggestion to mean something
     for f in (SuggestionMethod.Valley, SuggestionMethod.Slide, SuggestionMethod.Minimum, SuggestionMethod.Steep):
         try: out[f.__name__] = float(f(lrs, losses, num_it)[0])
         except (IndexError, ValueError, RuntimeError): out[f.__name__] = None
@@ -92,8 +93,11 @@ def run_lr_find(learn, recipe:Recipe, out:Path) -> float:
 def _prepare(recipe, out, stem, settings):
     "Seed, data and learner (any input error surfaces here, before anything is written), then a new run directory."
     settings = settings or load_settings()
+    check_output_dir(out or settings.runs, 'runs folder')
     if recipe.seed is not None: set_seed(recipe.seed, reproducible=True)
     dls = recipe_dataloaders(recipe, settings)
+    if len(dls.train) == 0: raise UserError(f"no training batch: {len(dls.train_ds)} training images, data.bs={recipe.data.bs} "
+                                            "and data.drop_last=true; lower data.bs or set data.drop_last=false")
     learn = recipe_learner(recipe, dls, settings)
     learn.path = run = new_run_dir(out or settings.runs, stem)
     write_atomic(run/'recipe.yaml', recipe_yaml(recipe))

@@ -15,7 +15,7 @@ __all__ = ['read_state_dict', 'load_backbone_weights']
 def read_state_dict(path) -> dict:
     "The tensors of the checkpoint at `path` (`torch.load(weights_only=True)`), unwrapped and without a `module.` prefix."
     path = Path(path)
-    if not path.is_file(): raise UserError(f"{path}: weights file not found; give model.weights an existing .pth file (relative paths are under settings.ini's weights dir)")
+    if not path.is_file(): raise UserError(f"{path}: weights file not found{' (it is a folder)' if path.is_dir() else ''}; give model.weights an existing .pth file (relative paths are under settings.ini's weights dir)")
     try: obj = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         raise UserError(f"{path}: refused to load: it holds Python objects other than tensors, which could run code "

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 from eac_fastai.cli import app
 from eac_fastai.recipe import load_recipe
 
-TINY = "method: {method}\nseed: 0\ndata: {{demo: {{n_train: 6, n_valid: 3, n_test: 2, size: 32}}, img_size: 32, bs: 16}}\ntrain: {{epochs: 2, lr: 1.0e-3, schedule: exp}}\n"
+TINY = "method: {method}\nseed: 0\ndata: {{demo: {{n_train: 6, n_valid: 3, n_test: 2, size: 32}}, img_size: 32, bs: 16}}\ntrain: {{epochs: 2, lr: 1.0e-3, schedule: exp, device: cpu}}\n"
 
 @pytest.fixture
 def tiny_recipe(tmp_path, settings_file):
@@ -18,7 +18,7 @@ def test_train_demo_end_to_end_subprocess(tiny_recipe, tmp_path):
                        capture_output=True, text=True, env=os.environ, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     for col in ('epoch', 'train_loss', 'valid_loss', 'accuracy', 'train_ce', 'train_consistency'): assert col in r.stdout
-    assert 'fastprogress' not in r.stdout and '|█' not in r.stdout
+    assert '|█' not in r.stdout and '%' not in r.stdout                                         # no fastprogress bars
     (run,) = (tmp_path/'runs').iterdir()
     assert run.name.startswith('tiny-')
     assert (tmp_path/'data').is_dir() and list((tmp_path/'data').glob('demo-*/labels.csv'))   # demo made under settings' data
@@ -64,8 +64,33 @@ def test_user_errors_exit_2_and_write_nothing(tiny_recipe, tmp_path, settings_fi
     assert not out.exists() or not any(out.iterdir())
     r = runner.invoke(app, ['validate', str(tmp_path/'none.yaml')])
     assert r.exit_code == 2 and 'recipe file not found' in r.output
+
+def test_more_bad_input_exit_2(tiny_recipe, tmp_path, demo_csv):
+    runner = CliRunner()
+    afile = tmp_path/'afile'; afile.write_text('x')
+    r = runner.invoke(app, ['train', str(tiny_recipe), '--out', str(afile/'runs')])
+    assert r.exit_code == 2 and 'is a file, not a folder' in r.output
+    assert not (tmp_path/'data').exists()                                          # refused before the demo data was made
+    r = runner.invoke(app, ['train', str(tiny_recipe), 'data.bs=64', 'data.drop_last=true', '--out', str(tmp_path/'r')])
+    assert r.exit_code == 2 and 'no training batch' in r.output and not (tmp_path/'r').exists()
+    import pandas as pd, shutil
+    shutil.copytree(demo_csv.parent, tmp_path/'demo')
+    (tmp_path/'demo'/pd.read_csv(demo_csv).image[4]).write_text('not a png')
+    r = runner.invoke(app, ['train', str(tiny_recipe), '~data.demo', f"data.csv={tmp_path/'demo'/'labels.csv'}", '--out', str(tmp_path/'r')])
+    assert r.exit_code == 2 and 'not readable images, e.g. line 6' in r.output and not (tmp_path/'r').exists()
+    (tmp_path/'tabs.yaml').write_text('data:\n\tdemo: {}\n')
+    r = runner.invoke(app, ['validate', str(tmp_path/'tabs.yaml')])
+    assert r.exit_code == 2 and 'tabs.yaml:2: not valid YAML' in r.output and 'not tabs' in r.output
+    r = runner.invoke(app, ['make-noise', str(demo_csv), '-o', str(tmp_path/'n.csv'), '--splits', 'trian'])
+    assert r.exit_code == 2 and 'no rows with split trian' in r.output and not (tmp_path/'n.csv').exists()
+    r = runner.invoke(app, ['make-noise', str(demo_csv), '-o', str(afile/'n.csv')])
+    assert r.exit_code == 2 and 'is a file, not a folder' in r.output
+    r = runner.invoke(app, ['make-demo', str(tmp_path/'d'), '--noise', '1.5', '--size', '0'])
+    assert r.exit_code == 2 and '--noise' in r.output and '--size' in r.output and not (tmp_path/'d').exists()
+
+def test_version():
     from eac_fastai import __version__
-    assert runner.invoke(app, ['--version']).output.strip() == f'eac-fastai {__version__}'
+    assert CliRunner().invoke(app, ['--version']).output.strip() == f'eac-fastai {__version__}'
 
 @pytest.mark.slow
 def test_quickstart_recipe_learns(tmp_path, settings_file):

@@ -53,7 +53,8 @@ def test_resolved_recipe_round_trips(recipe, tmp_path):
 
 @pytest.mark.parametrize('path', RECIPES, ids=lambda p: p.name)
 def test_shipped_recipes_validate(path):
-    assert load_recipe(path).data is not None
+    r = CliRunner().invoke(app, ['validate', str(path)])
+    assert r.exit_code == 0 and f'ok: {path}' in r.output
 
 def test_rafdb_recipes_are_the_papers_settings():
     for name, method in (('rafdb_eac_r18.yaml', 'eac'), ('rafdb_baseline_r18.yaml', 'baseline')):

@@ -1,5 +1,4 @@
 "Schedules (per-epoch exp and cosine as torch steps them, fastai's one-cycle) and torch-Adam semantics."
-import math
 import pytest, torch
 from eac_fastai.learner import eac_learner
 from eac_fastai.schedules import fit_with_schedule, step_cos, step_exp
@@ -7,7 +6,7 @@ from eac_fastai.schedules import fit_with_schedule, step_cos, step_exp
 def test_step_functions_match_torch_schedulers():
     n = 6
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    exp, cos = torch.optim.lr_scheduler.ExponentialLR(opt, 0.9), None
+    exp = torch.optim.lr_scheduler.ExponentialLR(opt, 0.9)
     opt2 = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     cos = torch.optim.lr_scheduler.CosineAnnealingLR(opt2, T_max=n)
     for e in range(n):

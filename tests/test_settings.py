@@ -19,10 +19,11 @@ def test_found_in_parents(tmp_path, monkeypatch):
     (tmp_path/'a'/'settings.ini').write_text('[other]\nx = 1\n')                 # other tools' settings.ini are skipped
     assert find_settings(tmp_path/'a'/'b') == tmp_path/'settings.ini'
 
-def test_repository_settings_is_read():
-    repo = Path(__file__).parent.parent
-    assert find_settings(repo) == repo/'settings.ini' or 'EAC_FASTAI_SETTINGS' in __import__('os').environ
-    assert load_settings(repo).runs.name == 'runs'
+def test_repository_settings_is_read(monkeypatch):
+    monkeypatch.delenv('EAC_FASTAI_SETTINGS', raising=False)
+    repo = Path(__file__).parent.parent.resolve()
+    s = load_settings(repo/'recipes')
+    assert s.source == repo/'settings.ini' and s.runs == repo/'runs' and s.weights == repo/'weights'
 
 def test_bad_settings(tmp_path, monkeypatch):
     f = tmp_path/'settings.ini'
@@ -32,3 +33,7 @@ def test_bad_settings(tmp_path, monkeypatch):
     with pytest.raises(UserError, match='unknown key.*datta'): load_settings()
     f.write_text('[eac_fastai\n')
     with pytest.raises(UserError, match='not a valid ini'): load_settings()
+    f.write_text('[eac_fastai]\ndata = /srv/100%faces\n')
+    assert load_settings().data == Path('/srv/100%faces')                       # no interpolation
+    f.write_bytes(b'[eac_fastai]\ndata = \xff\xfe\n')
+    with pytest.raises(UserError, match='cannot read the settings file'): load_settings()

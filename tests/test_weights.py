@@ -7,8 +7,8 @@ from eac_fastai.weights import read_state_dict
 
 def body_matches(learn, sd):
     ref = torchvision.models.resnet18(); ref.load_state_dict(sd)
-    return all(torch.equal(a, b) for a, b in zip(learn.model[0].state_dict().values(),
-                                                   torch.nn.Sequential(*list(ref.children())[:-2]).state_dict().values()))
+    ours, theirs = learn.model[0].state_dict().values(), torch.nn.Sequential(*list(ref.children())[:-2]).state_dict().values()
+    return len(ours) == len(theirs) and all(torch.equal(a, b) for a, b in zip(ours, theirs))
 
 @pytest.mark.parametrize('layout', ['torchvision', 'rul', 'module_prefix'])
 def test_layouts_load_into_body(dls, tmp_path, layout):
@@ -36,7 +36,9 @@ def test_fastai_checkpoint_of_a_run(dls, tmp_path):
 def test_missing_bn_counters_are_fine(dls, tmp_path):
     sd = {k: v for k, v in torchvision.models.resnet18().state_dict().items() if not k.endswith('num_batches_tracked')}
     torch.save(sd, tmp_path/'w.pth')
-    eac_learner(dls, 'resnet18', weights=tmp_path/'w.pth')
+    learn = eac_learner(dls, 'resnet18', weights=tmp_path/'w.pth')
+    full = torchvision.models.resnet18().state_dict(); full.update(sd)
+    assert body_matches(learn, full)
 
 def test_wrong_arch_or_shapes_fail_clearly(dls, tmp_path):
     torch.save(torchvision.models.resnet34().state_dict(), tmp_path/'r34.pth')
