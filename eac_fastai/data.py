@@ -46,21 +46,23 @@ def read_label_csv(path, classes=None) -> tuple[pd.DataFrame, list[str]]:
                                       f"(found {sorted(set(df[col][bad]))[:3]}); fix the CSV or data.classes")
     return df, classes
 
-def _readable_image(path:Path) -> bool:
+def _image_problem(path:Path) -> str:
+    "'missing', 'unreadable' or '' for a file that opens and verifies as an image."
+    if not path.is_file(): return 'missing'
     try:
         with Image.open(path) as im: im.verify()
-        return True
-    except (OSError, SyntaxError, ValueError): return False
+        return ''
+    except (OSError, SyntaxError, ValueError): return 'unreadable'
 
 def check_images(df:pd.DataFrame, root, csv='CSV'):
     "Raise a `UserError` naming the first rows of `df` whose image is missing under `root`, or is not a readable image."
     root = Path(root)
-    missing = ~df.image.map(lambda p: (root/p).is_file())
+    problem = df.image.map(lambda p: _image_problem(root/p))
+    missing, broken = problem == 'missing', problem == 'unreadable'
     if missing.any():
         first = df.image[missing].iloc[0]
         raise UserError(f"{csv}: {missing.sum()} image(s) not found under {root}, e.g. line {missing[missing].index[0]+2}: {first} "
                         f"(lines {_rows(missing)}); set data.root to the folder the `image` paths are relative to")
-    broken = ~df.image.map(lambda p: _readable_image(root/p))
     if broken.any():
         raise UserError(f"{csv}: {broken.sum()} file(s) are not readable images, e.g. line {broken[broken].index[0]+2}: "
                         f"{df.image[broken].iloc[0]} (lines {_rows(broken)}); replace or remove those rows")

@@ -10,7 +10,7 @@ from .augment import Erasing, GaussianNoise
 from .callbacks import AugmentCallback, EACCallback
 from .weights import load_backbone_weights
 
-__all__ = ['ARCHS', 'METHODS', 'OPTIMIZERS', 'eac_learner', 'method_callbacks']
+__all__ = ['ARCHS', 'METHODS', 'OPTIMIZERS', 'eac_learner', 'method_callbacks', 'wd_bn_bias_problem']
 
 ARCHS = {n: getattr(torchvision.models, n) for n in ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152')}
 OPTIMIZERS = {
@@ -20,6 +20,11 @@ OPTIMIZERS = {
     'fastai_sgd': SGD,
 }
 METHODS = ('baseline', 'eac')
+
+def wd_bn_bias_problem(opt:str, wd_bn_bias:bool) -> str|None:
+    "Why `wd_bn_bias=False` cannot work with `opt`: fastai's OptimWrapper ignores its per-parameter `do_wd`."
+    if not wd_bn_bias and not opt.startswith('fastai_'):
+        return f"wd_bn_bias=false needs opt fastai_adam or fastai_sgd; torch's {opt} decays every parameter"
 
 def method_callbacks(method:str='eac', lam:float=5., mode:str='noisy', erase:Erasing|None=Erasing(),
                      noise:GaussianNoise|None=GaussianNoise()) -> list:
@@ -39,8 +44,7 @@ def eac_learner(dls,
                 metrics=accuracy, cbs=None, **kwargs):
     "A `vision_learner` whose head is global average pooling → one Linear (so CAMs exist), body unfrozen, with `method`'s callbacks."
     if arch not in ARCHS: raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
-    if not wd_bn_bias and not opt.startswith('fastai_'):        # fastai's OptimWrapper ignores its per-parameter do_wd
-        raise ValueError(f"wd_bn_bias=False needs a fastai optimizer (fastai_adam, fastai_sgd); torch's {opt} decays every parameter")
+    if problem := wd_bn_bias_problem(opt, wd_bn_bias): raise ValueError(problem)
     learn = vision_learner(dls, ARCHS[arch], pretrained=False, concat_pool=False, lin_ftrs=[], first_bn=False, ps=0.,
                            init=None, loss_func=CrossEntropyLossFlat(), opt_func=OPTIMIZERS[opt], wd=wd,
                            wd_bn_bias=wd_bn_bias, metrics=metrics,

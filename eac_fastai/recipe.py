@@ -101,8 +101,8 @@ class Train(_Section):
 
     @model_validator(mode='after')
     def _wd_bn_bias(self):
-        if not self.wd_bn_bias and not self.opt.startswith('fastai_'):
-            raise ValueError(f"wd_bn_bias=false needs opt fastai_adam or fastai_sgd; torch's {self.opt} decays every parameter")
+        from .learner import wd_bn_bias_problem
+        if problem := wd_bn_bias_problem(self.opt, self.wd_bn_bias): raise ValueError(problem)
         return self
 
 class Recipe(_Section):

@@ -44,7 +44,7 @@ def test_torch_adam_with_coupled_weight_decay_everywhere(dls):
     assert type(fa.opt).__name__ == 'Optimizer'
 
 def test_wd_bn_bias_off_only_where_it_works(dls):
-    with pytest.raises(ValueError, match='needs a fastai optimizer'): eac_learner(dls, 'resnet18', opt='adam', wd_bn_bias=False)
+    with pytest.raises(ValueError, match='needs opt fastai_adam or fastai_sgd'): eac_learner(dls, 'resnet18', opt='adam', wd_bn_bias=False)
     learn = eac_learner(dls, 'resnet18', opt='fastai_adam', wd_bn_bias=False); learn.create_opt()
     bn = learn.model[0][1].weight
     assert learn.opt.state[bn]['do_wd'] is False
