@@ -4,14 +4,16 @@
 `scale`, log-uniform aspect ratio from `ratio`, up to 10 attempts, `p` decided per image), applied
 after `Normalize` like the official code. fastai's own `RandomErasing` differs (one box for the whole
 batch, Gaussian fill, other area law), so it is not used.
-`gaussian_noise` is the official "basic aug": N(0, var) noise on the 0-255 image, clipped and
-truncated back to uint8 values, with probability `p` per image."""
+`gaussian_noise` is the official Gaussian "basic aug": N(0, var) noise on the 0-255 image, clipped and
+truncated back to uint8 values. `BasicAug` is the official basic augmentation: with probability `p` per image,
+one op drawn uniformly from `ops` (EAC: noise only; SCN and RUL: a horizontal flip or noise).
+`random_crop` is the CIFAR-style crop (zero padding, then a random crop of the original size)."""
 import math
 from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ['random_erasing', 'gaussian_noise', 'Erasing', 'GaussianNoise']
+__all__ = ['random_erasing', 'gaussian_noise', 'random_crop', 'basic_aug', 'BASIC_OPS', 'Erasing', 'BasicAug', 'Crop']
 
 def random_erasing(x:Tensor, p:float=0.5, scale=(0.02, 0.33), ratio=(0.3, 3.3), value:float|tuple|str=0.,
                    attempts:int=10) -> Tensor:
@@ -43,6 +45,32 @@ def gaussian_noise(x:Tensor, p:float=0.5, var:float=30., mean:Tensor|None=None, 
     do = (torch.rand(x.shape[0], device=x.device) < p).view(-1, *[1]*(x.ndim-1))
     return torch.where(do, (noisy/255 - mean)/std, x)
 
+def random_crop(x:Tensor, padding:int, fill:Tensor|float=0.) -> Tensor:
+    "Pad each image of `x` by `padding` pixels of `fill` on every side and crop it back to its size at a random offset."
+    n, c, H, W = x.shape
+    padded = x.new_empty(n, c, H + 2*padding, W + 2*padding).copy_(torch.as_tensor(fill, dtype=x.dtype).reshape(-1, 1, 1).expand(c, 1, 1)[None])
+    padded[..., padding:padding+H, padding:padding+W] = x
+    top, left = (torch.randint(0, 2*padding+1, (2, n), device=x.device))
+    rows = (top[:, None] + torch.arange(H, device=x.device))[:, None, :, None].expand(n, c, H, W + 2*padding)
+    out = padded.gather(2, rows)
+    cols = (left[:, None] + torch.arange(W, device=x.device))[:, None, None, :].expand(n, c, H, W)
+    return out.gather(3, cols)
+
+BASIC_OPS = ('noise', 'flip')
+
+def basic_aug(x:Tensor, p:float=0.5, ops=('noise',), var:float=30., mean:Tensor|None=None, std:Tensor|None=None) -> Tensor:
+    "With probability `p` per image, apply one op drawn uniformly from `ops` ('noise': `gaussian_noise`, 'flip': horizontal flip)."
+    if not ops: return x
+    n, dev = x.shape[0], x.device
+    do = torch.rand(n, device=dev) < p
+    pick = torch.randint(0, len(ops), (n,), device=dev)
+    for i, op in enumerate(ops):
+        sel = (do & (pick == i)).view(-1, *[1]*(x.ndim-1))
+        if op == 'noise': x = torch.where(sel, gaussian_noise(x, 1., var, mean, std), x)
+        elif op == 'flip': x = torch.where(sel, x.flip(-1), x)
+        else: raise ValueError(f"unknown basic augmentation {op!r}; choose from {', '.join(BASIC_OPS)}")
+    return x
+
 @dataclass
 class Erasing:
     "Settings of `random_erasing`; defaults are the official EAC code's (torchvision with scale 0.02-0.25)."
@@ -53,8 +81,17 @@ class Erasing:
     def __call__(self, x:Tensor) -> Tensor: return random_erasing(x, self.p, self.scale, self.ratio, self.value)
 
 @dataclass
-class GaussianNoise:
-    "Settings of `gaussian_noise`; defaults are the official code's (p 0.5, variance 30)."
+class BasicAug:
+    "Settings of `basic_aug`; defaults are the official EAC code's (Gaussian noise of variance 30 with p 0.5). SCN/RUL: `ops=('flip', 'noise')`."
     p: float = 0.5
+    ops: tuple = ('noise',)
     var: float = 30.
-    def __call__(self, x:Tensor, stats=None) -> Tensor: return gaussian_noise(x, self.p, self.var, *(stats or (None, None)))
+    def __call__(self, x:Tensor, stats=None) -> Tensor: return basic_aug(x, self.p, self.ops, self.var, *(stats or (None, None)))
+
+@dataclass
+class Crop:
+    "Settings of `random_crop`: `padding` pixels of black (in the normalised space of `stats`) on each side."
+    padding: int = 4
+    def __call__(self, x:Tensor, stats=None) -> Tensor:
+        fill = (-stats[0]/stats[1]).flatten() if stats else 0.
+        return random_crop(x, self.padding, fill)

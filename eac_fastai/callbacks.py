@@ -1,4 +1,7 @@
-"The EAC training step as fastai callbacks: augmentation, the flipped view and the CAM consistency loss."
+"""Training methods as fastai callbacks: the shared batch augmentation, EAC and Guo et al.'s Attention Consistency.
+
+`MethodCallback` is the base of every method (SCN and RUL live in `scn.py` and `rul.py`): it augments the
+training batch and logs per-epoch means of the method's loss terms as metrics."""
 from functools import partial
 import torch
 from fastai.callback.core import Callback
@@ -6,10 +9,10 @@ from fastai.callback.hook import hook_output
 from fastai.data.transforms import Normalize
 from fastai.learner import ValueMetric
 from fastcore.basics import store_attr
-from .augment import Erasing, GaussianNoise
+from .augment import BasicAug, Crop, Erasing
 from .cam import class_activation_maps, flip_consistency, linear_head
 
-__all__ = ['AugmentCallback', 'EACCallback', 'normalize_stats']
+__all__ = ['AugmentCallback', 'MethodCallback', 'EACCallback', 'ACCallback', 'normalize_stats']
 
 def normalize_stats(dls):
     "The (mean, std) of the `Normalize` in `dls.after_batch`, or None when the batch is not normalised."
@@ -17,71 +20,115 @@ def normalize_stats(dls):
     return (norm[0].mean, norm[0].std) if norm else None
 
 class AugmentCallback(Callback):
-    "The official basic augmentation of the training batch: Gaussian noise, then per-image random erasing."
+    "The official augmentation of the training batch: (CIFAR crop), basic aug (Gaussian noise or flip), then per-image random erasing."
     order, run_valid = 5, False                        # before GradientAccumulation (6) and MixedPrecision (10)
     def __init__(self,
                  erase:Erasing|None=Erasing(),         # per-image random erasing (None: off)
-                 noise:GaussianNoise|None=GaussianNoise()): # Gaussian pixel noise (None: off)
+                 basic:BasicAug|None=BasicAug(),       # the official basic aug: noise (or flip) with p 0.5 (None: off)
+                 crop:Crop|None=None):                 # CIFAR-style padded random crop (None: off)
         store_attr()
     def before_fit(self): self.stats = normalize_stats(self.dls)
-    def augment(self, x, noise:bool=True):
-        "`x` with noise (when `noise` and enabled) and erasing applied."
-        if noise and self.noise is not None: x = self.noise(x, self.stats)
+    def crop_batch(self, x): return x if self.crop is None else self.crop(x, self.stats)
+    def augment(self, x, basic:bool=True):
+        "`x` with the basic aug (when `basic`) and erasing applied."
+        if basic and self.basic is not None: x = self.basic(x, self.stats)
         return x if self.erase is None else self.erase(x)
-    def before_batch(self): self.learn.xb = (self.augment(self.x), *self.xb[1:])
+    def before_batch(self): self.learn.xb = (self.augment(self.crop_batch(self.x)), *self.xb[1:])
 
-class EACCallback(AugmentCallback):
-    "Erasing Attention Consistency: CE on the original view only, plus `lam` × MSE of its CAMs and the flipped view's, flipped back."
-    _stateattrs = ('hook', 'x_flip', 'consistency', 'sums', 'body', 'fc', 'eac_metrics')
-    def __init__(self,
-                 lam:float=5.,                         # weight of the consistency term
-                 mode:str='noisy',                     # 'noisy': each view erased independently; 'clean': flipped view mirrors the original exactly
-                 erase:Erasing|None=Erasing(),         # per-image random erasing (None: off)
-                 noise:GaussianNoise|None=GaussianNoise()): # Gaussian pixel noise on the original view (None: off)
-        if mode not in ('noisy', 'clean'): raise ValueError(f"mode must be 'noisy' or 'clean', got {mode!r}")
-        store_attr()
-
+class MethodCallback(AugmentCallback):
+    "Base of the method callbacks: augmentation, plus the epoch means of `terms` (loss terms) logged as metrics."
+    terms = ()
     def before_fit(self):
         super().before_fit()
         if self.learn.lock.locked(): return            # validate/get_preds/predict also fire before_fit: nothing to set up
         self._detach()                                 # what a fit interrupted by an exception left behind
-        model = getattr(self.learn.model, 'module', self.learn.model)
-        self.body, self.fc = model[0], linear_head(model)
-        self.hook = hook_output(self.body, detach=False)
-        self.eac_metrics = [ValueMetric(partial(self.epoch_mean, i), n) for i, n in enumerate(('train_ce', 'train_consistency'))]
-        self.learn.metrics = [*self.learn.metrics, *self.eac_metrics]
+        self.term_metrics = [ValueMetric(partial(self.epoch_mean, i), n) for i, n in enumerate(self.terms)]
+        self.learn.metrics = [*self.learn.metrics, *self.term_metrics]
+        self.setup()
         self.before_train()
 
+    def setup(self): "Per-fit set-up of a method (hooks, state)."
     def before_train(self): self.sums, self.n_seen = 0., 0
-    def before_batch(self):
-        x = self.x
-        if self.mode == 'noisy': view, flipped = self.augment(x), self.augment(x.flip(-1), noise=False)
-        else: view = self.augment(x); flipped = view.flip(-1)
-        self.learn.xb, self.x_flip = (view, *self.xb[1:]), flipped
-
-    def after_pred(self):
-        w = self.fc.weight.detach()                    # the CAMs train the body only; the bias is not used
-        features = self.hook.stored
-        flipped = self.body(self.x_flip)               # its own forward call: its own BatchNorm statistics, as officially
-        self.hook.stored = None                        # hold no graph on the module (deepcopy, memory)
-        self.consistency = flip_consistency(class_activation_maps(features, w), class_activation_maps(flipped, w))
-
-    def after_loss(self):
-        self.learn.loss_grad = self.learn.loss_grad + self.lam*self.consistency
-        n = self.x.shape[0]                            # running sums stay on the device: no sync per batch
-        self.sums = self.sums + torch.stack([self.learn.loss.detach().float(), self.consistency.detach()])*n
+    def accumulate(self, *values):
+        "Add this batch's loss terms (in the order of `terms`) to the epoch sums; no device sync per batch."
+        n = self.x.shape[0]
+        self.sums = self.sums + torch.stack([v.detach().float() for v in values])*n
         self.n_seen += n
         if hasattr(self.learn, 'lr_finder'): self.learn.loss = self.learn.loss_grad.detach().clone()  # lr_find tracks the whole objective
 
     def epoch_mean(self, i:int):
-        "Mean over this epoch's training images of CE (`i=0`) or the consistency term (`i=1`)."
+        "Mean over this epoch's training images of the `i`-th of `terms`."
         return (self.sums[i]/self.n_seen).item() if self.n_seen else None
 
+    def cleanup(self): "Undo `setup`."
     def _detach(self):
-        "Remove the feature hook and the logging metrics from the learner."
-        if getattr(self, 'hook', None) is not None: self.hook.remove()
-        if getattr(self, 'eac_metrics', None): self.learn.metrics = [m for m in self.learn.metrics if m not in self.eac_metrics]
-        self.hook = self.eac_metrics = self.x_flip = self.consistency = None
+        "Undo `setup` and remove the logging metrics from the learner."
+        self.cleanup()
+        if getattr(self, 'term_metrics', None): self.learn.metrics = [m for m in self.learn.metrics if m not in self.term_metrics]
+        self.term_metrics = None
 
     def after_fit(self):
         if not self.learn.lock.locked(): self._detach()
+
+class _CAMConsistency(MethodCallback):
+    "Shared part of EAC and AC: body features kept by a hook, CAMs from the detached fc weight, `lam` × flip consistency."
+    terms = ('train_ce', 'train_consistency')
+    _stateattrs = ('hook', 'x_flip', 'consistency', 'sums', 'body', 'fc', 'term_metrics')
+    def setup(self):
+        model = getattr(self.learn.model, 'module', self.learn.model)
+        self.body, self.fc = model[0], linear_head(model)
+        self.hook = hook_output(self.body, detach=False)
+
+    def cams(self, features): return class_activation_maps(features, self.fc.weight.detach())  # the bias is not used
+    def after_loss(self):
+        self.learn.loss_grad = self.learn.loss_grad + self.lam*self.consistency
+        self.accumulate(self.learn.loss, self.consistency)
+
+    def cleanup(self):
+        if getattr(self, 'hook', None) is not None: self.hook.remove()
+        self.hook = self.x_flip = self.consistency = None
+
+class EACCallback(_CAMConsistency):
+    "Erasing Attention Consistency: CE on the original view only, plus `lam` × MSE of its CAMs and the flipped view's, flipped back."
+    def __init__(self,
+                 lam:float=5.,                         # weight of the consistency term
+                 mode:str='noisy',                     # 'noisy': each view erased independently; 'clean': flipped view mirrors the original exactly
+                 erase:Erasing|None=Erasing(),         # per-image random erasing (None: off)
+                 basic:BasicAug|None=BasicAug(),       # basic aug of the original view only (None: off); no flip op
+                 crop:Crop|None=None):                 # CIFAR-style crop, shared by both views (None: off)
+        if mode not in ('noisy', 'clean'): raise ValueError(f"mode must be 'noisy' or 'clean', got {mode!r}")
+        if basic is not None and 'flip' in basic.ops: raise ValueError("EAC's basic aug cannot flip: the flipped view must mirror the original")
+        store_attr()
+
+    def before_batch(self):
+        x = self.crop_batch(self.x)
+        if self.mode == 'noisy': view, flipped = self.augment(x), self.augment(x.flip(-1), basic=False)
+        else: view = self.augment(x); flipped = view.flip(-1)
+        self.learn.xb, self.x_flip = (view, *self.xb[1:]), flipped
+
+    def after_pred(self):
+        features = self.hook.stored
+        flipped = self.body(self.x_flip)               # its own forward call: its own BatchNorm statistics, as officially
+        self.hook.stored = None                        # hold no graph on the module (deepcopy, memory)
+        self.consistency = flip_consistency(self.cams(features), self.cams(flipped))
+
+class ACCallback(_CAMConsistency):
+    """Attention Consistency (Guo et al., CVPR 2019): the original and its exact mirror in one forward pass (shared BatchNorm
+    statistics, as the official code concatenates them), CE on both (mean over the 2N images), plus `lam` × flip consistency."""
+    def __init__(self,
+                 lam:float=1.,                         # weight of the consistency term (all of AC's loss weights are 1)
+                 erase:Erasing|None=None,              # AC erases nothing; when set, the mirror keeps the erased box
+                 basic:BasicAug|None=BasicAug(),       # basic aug before mirroring (None: off); no flip op
+                 crop:Crop|None=None):
+        if basic is not None and 'flip' in basic.ops: raise ValueError("AC's basic aug cannot flip: the second view is the mirror")
+        store_attr()
+
+    def before_batch(self):
+        view = self.augment(self.crop_batch(self.x))
+        self.learn.xb = (torch.cat([view, view.flip(-1)]), *self.xb[1:])
+        self.learn.yb = tuple(torch.cat([y, y]) for y in self.yb)
+
+    def after_pred(self):
+        features, self.hook.stored = self.hook.stored, None
+        cams, cams_flipped = self.cams(features).chunk(2)
+        self.consistency = flip_consistency(cams, cams_flipped)

@@ -1,4 +1,4 @@
-"The `eac-fastai` command line: train, validate, lr-find, make-noise, make-demo, convert."
+"The `eac-fastai` command line: train, validate, lr-find, sweep, table, make-noise, make-demo, convert."
 import warnings
 from enum import Enum
 from functools import wraps
@@ -34,7 +34,7 @@ def _version(value:bool):
 def main(version: Annotated[bool, typer.Option('--version', callback=_version, is_eager=True, help="print the version and exit")] = False):
     "EAC (Erasing Attention Consistency) for noisy-label facial expression recognition, on fastai."
 
-RecipeArg = Annotated[Path, typer.Argument(help="recipe YAML file")]
+RecipeArg = Annotated[str, typer.Argument(help="recipe YAML file, or FILE#cell of a matrix recipe")]
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="overrides: key.sub=value (YAML-typed), ~key.sub to delete")]
 OutOpt = Annotated[Optional[Path], typer.Option('--out', help="parent of the run directory (default: settings.ini's runs)")]
 
@@ -44,24 +44,81 @@ def train(recipe: RecipeArg, overrides: Overrides = None, out: OutOpt = None):
     "Train a recipe; writes a new run directory (recipe, env, history, checkpoints, predictions, metrics.json)."
     from .recipe import load_recipe
     from .train import train_recipe
-    train_recipe(load_recipe(recipe, overrides), out, stem=recipe.stem, console=console)
+    train_recipe(load_recipe(recipe, overrides), out, stem=_stem(recipe), console=console)
+
+def _stem(ref:str) -> str:
+    "A run folder's name stem: the matrix cell's name, or the recipe file's stem."
+    path, _, cell = ref.partition('#')
+    return cell or Path(path).stem
 
 @app.command()
 @user_errors
 def validate(recipe: RecipeArg, overrides: Overrides = None):
-    "Check a recipe and print it fully resolved; files it names that do not exist yet are listed as warnings."
-    from .recipe import load_recipe, recipe_yaml
+    """Check a recipe and print it fully resolved (files it names that do not exist yet are warnings); for a matrix
+    recipe without #cell, check and list every cell."""
+    from rich.table import Column, Table
+    from .recipe import load_recipe, recipe_cells, recipe_yaml
     from .settings import load_settings
+    settings, cells = load_settings(), recipe_cells(recipe)
+    if len(cells) == 1 and cells[0] == recipe:
+        r = load_recipe(recipe, overrides)
+        console.print(Syntax(recipe_yaml(r), 'yaml'))
+        _warn_missing(r, settings)
+        console.print(f"[green]ok:[/] {recipe}", highlight=False)
+        return
+    table = Table('method', 'data', 'arch', 'weights', 'bs', 'lr', 'epochs', title=f"{recipe}: {len(cells)} recipes")
+    table.columns.insert(0, Column('cell', no_wrap=True))
+    for ref in cells:
+        r = load_recipe(ref, overrides)
+        table.add_row(ref.partition('#')[2], r.method, r.data.csv or 'demo', r.model.arch, r.model.weights or '-',
+                      str(r.data.bs), str(r.train.lr), str(r.train.epochs))
+    console.print(table)
+    console.print(f"[green]ok:[/] {len(cells)} recipes in {recipe}", highlight=False)
+
+def _warn_missing(r, settings):
+    "Warn about the files and folders recipe `r` names that do not exist yet."
     from .train import resolve_data
-    r, settings = load_recipe(recipe, overrides), load_settings()
-    console.print(Syntax(recipe_yaml(r), 'yaml'))
     src = resolve_data(r, settings, create=False)
     paths = [('data.csv', src.csv, Path.is_file)] if r.data.demo is None else []
     if r.data.root: paths.append(('data.root', src.root, Path.is_dir))
     if r.model.weights: paths.append(('model.weights', settings.weights_path(r.model.weights), Path.is_file))
     for key, p, exists in paths:
         if not exists(p): console.print(f"[yellow]warning:[/] {key}: {p} does not exist yet (or is not a {'folder' if exists is Path.is_dir else 'file'})", highlight=False)
-    console.print(f"[green]ok:[/] {recipe}", highlight=False)
+
+@app.command()
+@user_errors
+def sweep(recipe: Annotated[str, typer.Argument(help="recipe YAML, FILE#cell, or FILE#glob of a matrix recipe (all cells without #)")],
+          grid: Annotated[Optional[list[str]], typer.Argument(help="key=v1,v2,... (values read as a YAML list); key=v or ~key: fixed")] = None,
+          out: OutOpt = None,
+          dry_run: Annotated[bool, typer.Option('--dry-run', help="list the runs and exit")] = False):
+    "Train every combination of the given values (and matrix cells); writes each run and one sweep.csv in a new folder."
+    from .settings import load_settings
+    from .sweep import run_sweep, sweep_plan
+    from .train import train_recipe
+    if dry_run:
+        plan = sweep_plan(recipe, grid)
+        for p in plan: console.print(f"{p['cell']} {' '.join(p['overrides'])}", highlight=False)
+        console.print(f"{len(plan)} run(s)"); return
+    csv = run_sweep(recipe, grid, out or load_settings().runs, lambda r, o, stem: train_recipe(r, o, stem, console=console), console)
+    console.print(f"[green]sweep done:[/] {csv}", highlight=False)
+
+@app.command()
+@user_errors
+def table(runs: Annotated[list[Path], typer.Argument(help="run folders, or folders holding runs (searched recursively)")],
+          csv: Annotated[Optional[Path], typer.Option('--csv', help="also write the table as CSV")] = None):
+    "Lay finished runs out like the supplementary's Table 1: our last-5 mean test accuracy (%) beside the paper's."
+    from rich.table import Table
+    from .runs import write_atomic
+    from .table import collect_runs, results_table
+    t = results_table(collect_runs(runs))
+    datasets = list(dict.fromkeys(t.dataset))
+    view = Table('init', 'noise %', 'method', *[f'{d}\nours (paper)' for d in datasets], title="last-5 mean test accuracy (%)")
+    for (init, noise, method), g in t.groupby(['init', 'noise', 'method'], sort=False, dropna=False):
+        cells = {r.dataset: f"{r.last5:.2f}" + (f" ({r.paper:.2f})" if r.paper == r.paper and r.paper is not None else '') + (f" ×{r.runs}" if r.runs > 1 else '')
+                 for r in g.itertuples()}
+        view.add_row(str(init), '' if noise != noise else str(noise), str(method), *[cells.get(d, '') for d in datasets])
+    console.print(view)
+    if csv: write_atomic(csv, t.to_csv(index=False)); console.print(f"→ {csv}", highlight=False)
 
 @app.command('lr-find')
 @user_errors
@@ -69,7 +126,7 @@ def lr_find(recipe: RecipeArg, overrides: Overrides = None, out: OutOpt = None):
     "Run fastai's lr_find on a recipe; saves lr_find.png and lr_find.json (all suggestions) in a new run directory."
     from .recipe import load_recipe
     from .train import lr_find_recipe
-    run, lr = lr_find_recipe(load_recipe(recipe, overrides), out, stem=f'{recipe.stem}-lr-find')
+    run, lr = lr_find_recipe(load_recipe(recipe, overrides), out, stem=f'{_stem(recipe)}-lr-find')
     console.print(f"suggested lr {lr:.3e} → {run/'lr_find.png'}", highlight=False)
 
 class NoiseKind(str, Enum):
@@ -140,3 +197,71 @@ def convert_rafdb(raf_basic: Annotated[Path, typer.Argument(help="the raf-basic 
     train = df[df.split == 'train']
     console.print(f"{len(train)} train ({(train.label != train.clean_label).mean():.2%} noisy) + "
                   f"{(df.split == 'test').sum()} test rows → {output}", highlight=False)
+
+class FerplusMode(str, Enum):
+    majority = 'majority'
+    argmax = 'argmax'
+
+ImagesOpt = Annotated[Optional[str], typer.Option(help="images folder, relative to the CSV's folder (default: the CSV's name without .csv)")]
+WorkersOpt = Annotated[int, typer.Option('--workers', help="threads that decode and write images (0: none)")]
+ReplaceOpt = Annotated[bool, typer.Option(help="replace an existing CSV and its whole images folder")]
+
+@convert_app.command('ferplus')
+@user_errors
+def convert_ferplus(fer2013: Annotated[Path, typer.Argument(help="fer2013.csv (emotion, pixels, Usage)")],
+                    fer2013new: Annotated[Path, typer.Argument(help="FERPlus fer2013new.csv (Usage, Image name, 10 vote columns)")],
+                    output: Annotated[Path, typer.Option('-o', '--output', help="CSV to write; image paths are relative to its folder")],
+                    mode: Annotated[FerplusMode, typer.Option(help="majority: more than half the votes (Microsoft); argmax: most votes, ties dropped (SCN)")] = FerplusMode.majority,
+                    classes: Annotated[int, typer.Option(help="7 (contempt dropped) or 8")] = 7,
+                    images: ImagesOpt = None, workers: WorkersOpt = 8, overwrite: ReplaceOpt = False):
+    "Convert FERPlus (fer2013.csv pixels + fer2013new.csv votes) into the noisy-label CSV and 48×48 PNGs."
+    from .convert import convert_ferplus as convert, conversion_summary
+    df = convert(fer2013, fer2013new, output, mode.value, classes, images, workers, overwrite)
+    console.print(f"{conversion_summary(df)} → {output}", highlight=False)
+
+@convert_app.command('affectnet')
+@user_errors
+def convert_affectnet(training: Annotated[Path, typer.Argument(help="AffectNet training.csv (Manually_Annotated_file_lists)")],
+                      validation: Annotated[Path, typer.Argument(help="AffectNet validation.csv; becomes the test split")],
+                      images_root: Annotated[Path, typer.Argument(help="the Manually_Annotated_Images folder")],
+                      output: Annotated[Path, typer.Option('-o', '--output', help="CSV to write; image paths are relative to its folder")],
+                      classes: Annotated[int, typer.Option(help="7 (contempt dropped) or 8")] = 7,
+                      size: Annotated[Optional[int], typer.Option(help="resize the face crops to SIZE×SIZE (default: keep the crop size)")] = None,
+                      ext: Annotated[str, typer.Option(help=".jpg or .png for the crops")] = '.jpg',
+                      images: ImagesOpt = None, workers: WorkersOpt = 8, overwrite: ReplaceOpt = False):
+    "Convert AffectNet (manually annotated) into the noisy-label CSV and face crops; unusable rows are skipped and counted."
+    from .convert import convert_affectnet as convert, conversion_summary
+    df = convert(training, validation, images_root, output, classes, size, ext, images, workers, overwrite)
+    console.print(f"{conversion_summary(df)} → {output}", highlight=False)
+
+@convert_app.command('cifar100')
+@user_errors
+def convert_cifar100(cifar_root: Annotated[Path, typer.Argument(help="the cifar-100-python folder (train, test, meta)")],
+                     output: Annotated[Path, typer.Option('-o', '--output', help="CSV to write; image paths are relative to its folder")],
+                     images: ImagesOpt = None, workers: WorkersOpt = 8, overwrite: ReplaceOpt = False):
+    "Convert CIFAR-100 (python version) into the noisy-label CSV and 32×32 PNGs."
+    from .convert import convert_cifar100 as convert, conversion_summary
+    df = convert(cifar_root, output, images, workers, overwrite)
+    console.print(f"{conversion_summary(df)} → {output}", highlight=False)
+
+@convert_app.command('tinyimagenet')
+@user_errors
+def convert_tinyimagenet(root: Annotated[Path, typer.Argument(help="the tiny-imagenet-200 folder (wnids.txt, train/, val/)")],
+                         output: Annotated[Path, typer.Option('-o', '--output', help="CSV to write; image paths are relative to its folder")],
+                         check_images: Annotated[bool, typer.Option(help="require every annotated val image to exist")] = True,
+                         overwrite: bool = False):
+    "Convert Tiny-ImageNet into the noisy-label CSV (images stay where they are; val becomes the test split)."
+    from .convert import convert_tinyimagenet as convert, conversion_summary
+    df = convert(root, output, check_images, overwrite)
+    console.print(f"{conversion_summary(df)} → {output}", highlight=False)
+
+@convert_app.command('imagefolder')
+@user_errors
+def convert_imagefolder(root: Annotated[Path, typer.Argument(help="root/<class>/<image> or root/<train|valid|val|test>/<class>/<image>")],
+                        output: Annotated[Path, typer.Option('-o', '--output', help="CSV to write; image paths are relative to its folder")],
+                        valid_pct: Annotated[float, typer.Option(help="share of each class's train images moved to valid")] = 0.,
+                        seed: int = 42, overwrite: bool = False):
+    "Convert a folder-per-class image tree into the noisy-label CSV (images stay where they are)."
+    from .convert import convert_imagefolder as convert, conversion_summary
+    df = convert(root, output, valid_pct, seed, overwrite)
+    console.print(f"{conversion_summary(df)} → {output}", highlight=False)

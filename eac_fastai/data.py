@@ -6,6 +6,7 @@ and optionally `clean_label` (the true class name, when known)."""
 from pathlib import Path
 import pandas as pd
 from PIL import Image
+import fastai.callback.data  # noqa: F401  DataBlock.weighted_dataloaders
 from fastai.data.block import DataBlock, CategoryBlock
 from fastai.data.transforms import ColReader, ColSplitter, Normalize
 from fastai.vision.augment import Resize
@@ -13,7 +14,8 @@ from fastai.vision.core import imagenet_stats
 from fastai.vision.data import ImageBlock
 from .errors import UserError
 
-__all__ = ['COLUMNS', 'CLEAN', 'SPLITS', 'read_label_csv', 'check_images', 'noisy_label_block', 'label_dataloaders']
+__all__ = ['COLUMNS', 'CLEAN', 'SPLITS', 'read_label_csv', 'check_images', 'noisy_label_block', 'class_balanced_weights',
+           'label_dataloaders', 'train_noise_rate']
 
 COLUMNS, CLEAN, SPLITS = ('image', 'label', 'split'), 'clean_label', ('train', 'valid', 'test')
 
@@ -74,9 +76,15 @@ def noisy_label_block(classes, img_size:int=224, stats=imagenet_stats) -> DataBl
                      splitter=ColSplitter('is_valid'), item_tfms=Resize(img_size, method='squish'),
                      batch_tfms=Normalize.from_stats(*stats))
 
+def class_balanced_weights(labels:pd.Series) -> pd.Series:
+    "Sampling weight of each row ∝ 1 / the number of rows of its class: every class is drawn equally often."
+    return 1 / labels.map(labels.value_counts())
+
 def label_dataloaders(csv, root=None, classes=None, valid_split:str='valid', img_size:int=224, bs:int=32,
-                      num_workers:int=0, drop_last:bool=False, stats=imagenet_stats, device=None, check:bool=True):
-    "DataLoaders training on the CSV's `train` rows and validating on its `valid_split` rows."
+                      num_workers:int=0, drop_last:bool=False, stats=imagenet_stats, device=None, check:bool=True,
+                      balanced:bool=False):
+    """DataLoaders training on the CSV's `train` rows and validating on its `valid_split` rows. `balanced`: each epoch
+    draws as many training images as there are, with replacement, each class equally often (fastai's `WeightedDL`)."""
     df, classes = read_label_csv(csv, classes)
     root = Path(csv).parent if root is None else Path(root)
     for split in ('train', valid_split):
@@ -86,5 +94,12 @@ def label_dataloaders(csv, root=None, classes=None, valid_split:str='valid', img
     df = df.reset_index(drop=True).assign(path=lambda d: [str(root/p) for p in d.image])
     empty = [c for c in classes if not (df.label[~df.is_valid] == c).any()]
     if empty: raise UserError(f"{csv}: class(es) {', '.join(empty)} have no training images; drop them from data.classes or add images")
-    return noisy_label_block(classes, img_size, stats).dataloaders(
-        df, bs=bs, num_workers=num_workers, drop_last=drop_last, device=device)
+    block, kw = noisy_label_block(classes, img_size, stats), dict(bs=bs, num_workers=num_workers, drop_last=drop_last, device=device)
+    if not balanced: return block.dataloaders(df, **kw)
+    return block.weighted_dataloaders(df, wgts=class_balanced_weights(df.label).where(~df.is_valid, 0.).to_numpy(), **kw)
+
+def train_noise_rate(dls) -> float|None:
+    "Share of the training images whose given label differs from their `clean_label`, when the CSV has one."
+    items = dls.train_ds.items
+    if not isinstance(items, pd.DataFrame) or CLEAN not in items.columns: return None
+    return float((items.label != items[CLEAN]).mean())

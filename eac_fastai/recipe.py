@@ -1,15 +1,25 @@
 """Training recipes: YAML files validated by pydantic, with `key.sub=value` overrides.
 
-Every unknown key and wrong type is reported at once, naming the key and the file."""
+Every unknown key and wrong type is reported at once, naming the key and the file. A recipe may start from
+others (`base: file.yaml` or a list, relative to it, merged in order, its own keys last). A *matrix* file
+(`matrix:` axes → values → recipe keys, dotted, plus an optional `base`) names one recipe per combination of axis
+values, `FILE#value1-value2-…`: the file's own keys, then each axis's bases and keys in axis order (later axes win);
+`{axis}` in a string value is replaced by the cell's value of that axis, and the axis values become its `tags`."""
+import copy, fnmatch, itertools
 from pathlib import Path
 from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from .archs import ARCHS
 from .errors import UserError
 
-__all__ = ['Recipe', 'RecipeError', 'load_recipe', 'apply_overrides', 'recipe_yaml']
+__all__ = ['Recipe', 'RecipeError', 'load_recipe', 'apply_overrides', 'recipe_yaml', 'recipe_cells', 'read_recipe_config']
 
 class RecipeError(UserError): "A recipe file or override that does not validate."
+
+ARCH_NAMES = tuple(ARCHS)
+METHOD_NAMES = ('baseline', 'eac', 'ac', 'scn', 'rul')
+OFFICIAL_BASIC_OPS = {'baseline': ['noise'], 'eac': ['noise'], 'ac': ['noise'], 'scn': ['flip', 'noise'], 'rul': ['flip', 'noise']}
 
 class _Section(BaseModel): model_config = ConfigDict(extra='forbid')
 
@@ -32,6 +42,7 @@ class Data(_Section):
     bs: int = Field(32, ge=1)
     num_workers: int = Field(0, ge=0)
     drop_last: bool = False
+    sampler: Literal['shuffle', 'balanced'] = Field('shuffle', description="balanced: draw training images with probability ∝ 1/class count, with replacement (AffectNet)")
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
@@ -41,7 +52,7 @@ class Data(_Section):
         return self
 
 class Model(_Section):
-    arch: Literal['resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152'] = 'resnet18'
+    arch: Literal[ARCH_NAMES] = 'resnet18'
     weights: str|None = Field(None, description="local pretrained backbone (relative: under settings.ini's weights dir); null: from scratch")
 
 class Erase(_Section):
@@ -62,17 +73,38 @@ class Erase(_Section):
         if not 0 < v[0] <= v[1]: raise ValueError("needs 0 < low <= high")
         return v
 
-class GaussNoise(_Section):
-    p: float = Field(0.5, ge=0, le=1, description="probability per image (original view only)")
-    var: float = Field(30., ge=0, description="variance on the 0-255 scale")
+class Basic(_Section):
+    p: float = Field(0.5, ge=0, le=1, description="probability per image (EAC: original view only)")
+    ops: list[Literal['noise', 'flip']]|None = Field(None, description="drawn uniformly when applied; null: the method's official ops (eac, ac, baseline: [noise]; scn, rul: [flip, noise])")
+    var: float = Field(30., ge=0, description="Gaussian noise variance on the 0-255 scale")
+
+class Crop(_Section):
+    padding: int = Field(4, ge=1, description="black pixels added on each side before the random crop back to img_size")
 
 class Augment(_Section):
-    erase: Erase|None = Field(default_factory=Erase, description="per-image random erasing (null: off)")
-    gauss_noise: GaussNoise|None = Field(default_factory=GaussNoise, description="Gaussian pixel noise (null: off)")
+    erase: Erase|None = Field(default_factory=Erase, description="per-image random erasing after Normalize (null: off)")
+    basic: Basic|None = Field(default_factory=Basic, description="the official 'basic aug': with probability p one of ops (null: off)")
+    crop: Crop|None = Field(None, description="CIFAR-style padded random crop (null: off)")
 
 class EAC(_Section):
     lam: float = Field(5., ge=0, description="weight of the CAM flip-consistency loss")
     mode: Literal['noisy', 'clean'] = Field('noisy', description="noisy: views erased independently; clean: exact mirror")
+
+class AC(_Section):
+    lam: float = Field(1., ge=0, description="weight of the CAM flip-consistency loss (Guo et al.: 1)")
+
+class SCN(_Section):
+    beta: float = Field(0.7, gt=0, lt=1, description="share of each batch in the high-importance group")
+    margin1: float = Field(0.15, ge=0, description="rank-regularisation margin (SCN README: 0.07 at batch 64)")
+    margin2: float = Field(0.2, ge=0, description="relabelling margin")
+    relabel_epoch: int = Field(10, ge=1, description="first epoch (1-based) that relabels")
+    relabel: Literal['all', 'low', 'none'] = Field('all', description="all: every image (official code); low: the low-importance group (paper)")
+    drop: float = Field(0., ge=0, lt=1, description="dropout before the importance and class layers")
+
+class RUL(_Section):
+    dim: int = Field(64, ge=1, description="feature dimension of the mean and log-variance branches")
+    drop: float = Field(0.4, ge=0, lt=1, description="dropout in both branches")
+    fc_lr_mult: float = Field(10., gt=0, description="classifier learning rate ÷ train.lr (officially 2e-3 / 2e-4)")
 
 class LRFind(_Section):
     start_lr: float = Field(1e-7, gt=0)
@@ -107,35 +139,138 @@ class Train(_Section):
 
 class Recipe(_Section):
     "A whole training recipe."
-    method: Literal['baseline', 'eac'] = 'eac'
+    method: Literal[METHOD_NAMES] = Field('eac', description="baseline (CE), eac, ac (Attention Consistency), scn, rul")
     seed: int|None = 0
+    tags: dict[str, str] = Field(default_factory=dict, description="labels kept with the run (a matrix cell's axis values); `eac-fastai table` groups by them")
     data: Data
     model: Model = Field(default_factory=Model)
     augment: Augment = Field(default_factory=Augment)
     eac: EAC = Field(default_factory=EAC)
+    ac: AC = Field(default_factory=AC)
+    scn: SCN = Field(default_factory=SCN)
+    rul: RUL = Field(default_factory=RUL)
     train: Train = Field(default_factory=Train)
+
+    @model_validator(mode='after')
+    def _basic_ops(self):
+        b = self.augment.basic
+        if b is not None and b.ops is None: b.ops = list(OFFICIAL_BASIC_OPS[self.method])
+        if b is not None and 'flip' in b.ops and self.method in ('eac', 'ac'):
+            raise ValueError(f"augment.basic.ops: method {self.method} makes the flipped view itself; remove flip")
+        return self
+
+def _set(cfg:dict, key:str, value, source, what) -> dict:
+    "Set the dotted `key` of a nested dict (`value` is `_DELETE` to remove it); `what` names the setting in errors."
+    *parents, leaf = key.split('.')
+    if not key or any(not p for p in key.split('.')): raise RecipeError(f"{source}: {what} is not of the form key.sub=value or ~key.sub")
+    node = cfg
+    for i, p in enumerate(parents):
+        child = node.get(p)
+        if child is None: child = node[p] = {}
+        elif not isinstance(child, dict): raise RecipeError(f"{source}: {what}: {'.'.join(parents[:i+1])} is a value, not a section")
+        node = child
+    if value is _DELETE: node.pop(leaf, None)
+    else: node[leaf] = value
+    return cfg
+
+_DELETE = object()
 
 def apply_overrides(cfg:dict, overrides, source='overrides') -> dict:
     "Apply `a.b=value` (value parsed as YAML) and `~a.b` (delete) to a nested dict, in order."
     for o in overrides or []:
         key, eq, raw = o.partition('=')
         delete = key.startswith('~') and not eq
-        key = key.lstrip('~')
-        if not (eq or delete) or not key or any(not p for p in key.split('.')):
-            raise RecipeError(f"{source}: override {o!r} is not of the form key.sub=value or ~key.sub")
-        *parents, leaf = key.split('.')
-        node = cfg
-        for i, p in enumerate(parents):
-            child = node.get(p)
-            if child is None: child = node[p] = {}
-            elif not isinstance(child, dict):
-                raise RecipeError(f"{source}: override {o!r}: {'.'.join(parents[:i+1])} is a value, not a section")
-            node = child
-        if delete: node.pop(leaf, None)
+        if not (eq or delete): raise RecipeError(f"{source}: override {o!r} is not of the form key.sub=value or ~key.sub")
+        if delete: value = _DELETE
         else:
-            try: node[leaf] = yaml.safe_load(raw) if raw.strip() else None
-            except yaml.YAMLError: node[leaf] = raw
+            try: value = yaml.safe_load(raw) if raw.strip() else None
+            except yaml.YAMLError: value = raw
+        _set(cfg, key.lstrip('~'), value, source, f"override {o!r}")
     return cfg
+
+def _merge(into:dict, new:dict) -> dict:
+    "Deep-merge `new` into `into` (sections merge key by key, values replace)."
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict): _merge(into[k], v)
+        else: into[k] = copy.deepcopy(v)
+    return into
+
+def _read_yaml(path:Path) -> dict:
+    "The mapping in the YAML file at `path`, or a `RecipeError` naming the file (and line) and the problem."
+    if not path.is_file(): raise RecipeError(f"{path}: recipe file not found" + (" (it is a folder)" if path.is_dir() else ""))
+    try: text = path.read_text(encoding='utf-8')
+    except (OSError, UnicodeDecodeError) as e: raise RecipeError(f"{path}: cannot read the recipe ({e})") from None
+    try: cfg = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, 'problem_mark', None)
+        where = f":{mark.line+1}" if mark else ''
+        what = getattr(e, 'problem', None) or str(e).splitlines()[0]
+        hint = '; indent with spaces, not tabs' if '\t' in text else ''
+        raise RecipeError(f"{path}{where}: not valid YAML: {what}{hint}") from None
+    if not isinstance(cfg, dict): raise RecipeError(f"{path}: a recipe is a mapping of sections (method, data, model, ...), got {type(cfg).__name__}")
+    return cfg
+
+def _with_bases(cfg:dict, folder:Path, source, chain=()) -> dict:
+    "`cfg` merged over its `base` recipes (a file or a list, relative to `folder`), recursively."
+    bases = cfg.pop('base', None) or []
+    bases = [bases] if isinstance(bases, str) else bases
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise RecipeError(f"{source}: base must be a recipe file or a list of them")
+    out = {}
+    for b in bases:
+        path = (folder/b).resolve()
+        if path in chain: raise RecipeError(f"{source}: base {b} includes itself ({' → '.join(str(c) for c in (*chain, path))})")
+        _merge(out, _with_bases(_read_yaml(path), path.parent, path, (*chain, path)))
+    return _merge(out, cfg)
+
+def _split_ref(ref) -> tuple[Path, str|None]:
+    "`FILE#cell` → (FILE, cell); a plain path → (path, None)."
+    path, _, cell = str(ref).partition('#')
+    return Path(path), cell or None
+
+def _cells(path:Path, cfg:dict) -> dict[str, dict]:
+    "The recipe of every cell of the matrix file `path` (config `cfg`), by name, with its axis values as tags."
+    axes = cfg.pop('matrix')
+    if not isinstance(axes, dict) or not axes or not all(isinstance(v, dict) and v for v in axes.values()):
+        raise RecipeError(f"{path}: matrix must map each axis name to a mapping of its values to recipe keys")
+    cells = {}
+    for combo in itertools.product(*(list(v.items()) for v in axes.values())):
+        tags = {axis: str(value) for axis, (value, _) in zip(axes, combo)}
+        name = '-'.join(tags.values())
+        cell = copy.deepcopy(cfg)
+        for axis, (value, keys) in zip(axes, combo):
+            keys = dict(keys or {})
+            bases = keys.pop('base', None)
+            if bases: _merge(cell, _with_bases({'base': bases}, path.parent, path))   # later axes win
+            for k, v in keys.items():
+                if isinstance(v, str): v = v.format(**tags)
+                _set(cell, k, v, path, f"matrix.{axis}.{value}.{k}")
+        cell['tags'] = {**cell.get('tags', {}), **tags}
+        cells[name] = cell
+    return cells
+
+def read_recipe_config(ref, overrides=()) -> dict:
+    "The raw configuration of recipe `ref` (`FILE` or `FILE#cell` of a matrix): bases merged, overrides applied, not validated."
+    path, cell = _split_ref(ref)
+    cfg = _with_bases(_read_yaml(path), path.parent, path, (path.resolve(),))
+    if 'matrix' in cfg:
+        cells = _cells(path, cfg)
+        if cell is None: raise RecipeError(f"{path}: is a matrix of {len(cells)} recipes; name one as {path}#{next(iter(cells))} "
+                                           f"(`eac-fastai validate {path}` lists them)")
+        if cell not in cells: raise RecipeError(f"{path}: no cell {cell!r}; cells are named like {next(iter(cells))} "
+                                                f"(`eac-fastai validate {path}` lists them)")
+        cfg = cells[cell]
+    elif cell is not None: raise RecipeError(f"{path}: is not a matrix (no `matrix:` key), so it has no cell {cell!r}")
+    return apply_overrides(cfg, overrides, source=ref)
+
+def recipe_cells(ref) -> list[str]:
+    "The cell references (`FILE#cell`) of a matrix file matching the glob after `#` (all without one), or `[ref]` for a recipe."
+    path, pattern = _split_ref(ref)
+    cfg = _with_bases(_read_yaml(path), path.parent, path, (path.resolve(),))
+    if 'matrix' not in cfg: return [str(ref)]
+    names = [n for n in _cells(path, cfg) if pattern is None or fnmatch.fnmatchcase(n, pattern)]
+    if not names: raise RecipeError(f"{path}: no cell matches {pattern!r}")
+    return [f"{path}#{n}" for n in names]
 
 _TYPE_TAGS = {'float', 'int', 'str', 'bool'}
 
@@ -152,23 +287,11 @@ def _format_errors(e:ValidationError, source) -> str:
     lines = [f"  {loc}: {' or '.join(msgs)}{suffix}" for loc, (msgs, suffix) in problems.items()]
     return f"{source}: {len(lines)} problem(s):\n" + '\n'.join(lines)
 
-def load_recipe(path, overrides=()) -> Recipe:
-    "Read the YAML recipe at `path`, apply `overrides`, validate; `RecipeError` lists every problem."
-    path = Path(path)
-    if not path.is_file(): raise RecipeError(f"{path}: recipe file not found" + (" (it is a folder)" if path.is_dir() else ""))
-    try: text = path.read_text(encoding='utf-8')
-    except (OSError, UnicodeDecodeError) as e: raise RecipeError(f"{path}: cannot read the recipe ({e})") from None
-    try: cfg = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, 'problem_mark', None)
-        where = f":{mark.line+1}" if mark else ''
-        what = getattr(e, 'problem', None) or str(e).splitlines()[0]
-        hint = '; indent with spaces, not tabs' if '\t' in text else ''
-        raise RecipeError(f"{path}{where}: not valid YAML: {what}{hint}") from None
-    if not isinstance(cfg, dict): raise RecipeError(f"{path}: a recipe is a mapping of sections (method, data, model, ...), got {type(cfg).__name__}")
-    apply_overrides(cfg, overrides, source=path)
+def load_recipe(ref, overrides=()) -> Recipe:
+    "Read recipe `ref` (a YAML file, or `FILE#cell` of a matrix), apply `overrides`, validate; `RecipeError` lists every problem."
+    cfg = read_recipe_config(ref, overrides)
     try: return Recipe.model_validate(cfg)
-    except ValidationError as e: raise RecipeError(_format_errors(e, path)) from None
+    except ValidationError as e: raise RecipeError(_format_errors(e, ref)) from None
 
 def recipe_yaml(recipe:Recipe) -> str:
     "The fully resolved recipe as YAML, loadable again by `load_recipe`."

@@ -8,18 +8,18 @@ from fastai.callback.progress import CSVLogger
 from fastai.callback.schedule import SuggestionMethod
 from fastai.torch_core import set_seed
 from rich.console import Console
-from .augment import Erasing, GaussianNoise
-from .data import label_dataloaders
+from .augment import BasicAug, Crop, Erasing
+from .data import label_dataloaders, train_noise_rate
 from .demo import DemoSpec, demo_dataset
 from .errors import UserError
-from .learner import eac_learner
+from .learner import eac_learner, method_callback
 from .progress import RichProgressCallback
 from .recipe import Recipe, recipe_yaml
 from .runs import CheckpointCallback, check_output_dir, environment, new_run_dir, save_predictions, summarize_history, write_atomic
 from .schedules import fit_with_schedule
 from .settings import Settings, load_settings
 
-__all__ = ['DataSource', 'resolve_data', 'recipe_dataloaders', 'recipe_learner', 'run_lr_find', 'train_recipe', 'lr_find_recipe']
+__all__ = ['DataSource', 'resolve_data', 'recipe_dataloaders', 'recipe_method', 'recipe_learner', 'run_lr_find', 'train_recipe', 'lr_find_recipe']
 
 @dataclass
 class DataSource:
@@ -44,16 +44,23 @@ def recipe_dataloaders(recipe:Recipe, settings:Settings|None=None, device=None):
     "fastai DataLoaders for the recipe's data section."
     d, src = recipe.data, resolve_data(recipe, settings or load_settings())
     return label_dataloaders(src.csv, src.root, d.classes, d.valid_split, d.img_size, d.bs, d.num_workers, d.drop_last,
-                             stats=(list(d.mean), list(d.std)), device=device or _device(recipe.train.device))
+                             stats=(list(d.mean), list(d.std)), device=device or _device(recipe.train.device),
+                             balanced=d.sampler == 'balanced')
+
+def recipe_method(recipe:Recipe):
+    "The training callback of the recipe's method, with its section's settings and the augmentation."
+    a = recipe.augment
+    aug = dict(erase=Erasing(a.erase.p, a.erase.scale, a.erase.ratio, a.erase.value) if a.erase else None,
+               basic=BasicAug(a.basic.p, tuple(a.basic.ops), a.basic.var) if a.basic else None,
+               crop=Crop(a.crop.padding) if a.crop else None)
+    section = getattr(recipe, recipe.method, None)
+    return method_callback(recipe.method, **(section.model_dump() if section is not None else {}), **aug)
 
 def recipe_learner(recipe:Recipe, dls, settings:Settings|None=None, path='.'):
     "The recipe's `eac_learner` on `dls`, pretrained weights resolved through `settings`, precision applied."
     settings = settings or load_settings()
-    m, a, t = recipe.model, recipe.augment, recipe.train
-    learn = eac_learner(dls, m.arch, recipe.method, settings.weights_path(m.weights) if m.weights else None,
-                        recipe.eac.lam, recipe.eac.mode,
-                        Erasing(a.erase.p, a.erase.scale, a.erase.ratio, a.erase.value) if a.erase else None,
-                        GaussianNoise(a.gauss_noise.p, a.gauss_noise.var) if a.gauss_noise else None,
+    m, t = recipe.model, recipe.train
+    learn = eac_learner(dls, m.arch, recipe_method(recipe), settings.weights_path(m.weights) if m.weights else None,
                         opt=t.opt, wd=t.wd, wd_bn_bias=t.wd_bn_bias, path=path)
     if t.precision != 'fp32':
         if dls.device.type != 'cuda': raise UserError(f"train.precision={t.precision} needs a CUDA device; use fp32 on {dls.device.type}")
@@ -117,9 +124,10 @@ def train_recipe(recipe:Recipe, out=None, stem:str='run', settings:Settings|None
     with learn.no_bar(), learn.no_logging():
         fit_with_schedule(learn, t.schedule, t.epochs, lr, t.gamma, t.pct_start, cbs=cbs)
         save_predictions(learn, run/f'preds_{recipe.data.valid_split}.csv')
+    if recipe.method == 'scn': write_atomic(run/'scn_labels.csv', learn.scn.label_frame().to_csv(index=False))
     history = pd.read_csv(run/'history.csv')
-    metrics = dict(summarize_history(history), method=recipe.method, lr=lr, valid_split=recipe.data.valid_split,
-                   n_train=len(learn.dls.train_ds), n_valid=len(learn.dls.valid_ds))
+    metrics = dict(summarize_history(history), method=recipe.method, tags=recipe.tags, lr=lr, valid_split=recipe.data.valid_split,
+                   n_train=len(learn.dls.train_ds), n_valid=len(learn.dls.valid_ds), train_noise_rate=train_noise_rate(learn.dls))
     write_atomic(run/'metrics.json', json.dumps(metrics, indent=2))
     console.print(f"accuracy: last-5 mean {metrics['last5_mean_accuracy']:.4f} · final {metrics['final_accuracy']:.4f} · "
                   f"best {metrics['best_accuracy']:.4f} (epoch {metrics['best_epoch']}) → {run/'metrics.json'}", soft_wrap=True)

@@ -3,7 +3,7 @@ import copy
 import pytest, torch, torch.nn.functional as F
 from fastai.callback.core import Callback
 from fastai.learner import load_learner
-from eac_fastai.augment import Erasing, GaussianNoise
+from eac_fastai.augment import BasicAug, Erasing
 from eac_fastai.callbacks import EACCallback
 from eac_fastai.learner import eac_learner
 from test_cam import official_cams, official_flip
@@ -26,7 +26,7 @@ def test_backpropagated_loss_is_ce_plus_lambda_consistency(dls):
 def test_eac_step_matches_formulas_on_fixed_views(dls):
     "Fixed views in, EAC_SPEC §1.2–1.4 out: loss = CE(view 1) + λ·MSE(CAM(view 1), flip(CAM(flipped view))), W detached."
     torch.manual_seed(0)
-    learn = eac_learner(dls, 'resnet18', lam=3., erase=Erasing(p=1.), noise=GaussianNoise(p=1.))
+    learn = eac_learner(dls, 'resnet18', lam=3., erase=Erasing(p=1.), basic=BasicAug(p=1.))
     x, y = (t.as_subclass(torch.Tensor) for t in dls.one_batch())
     ref = copy.deepcopy(learn.model).train()
     learn.model.train()
@@ -64,15 +64,15 @@ def _views(learn, x, **kw):
 def test_noisy_mode_independent_erasing_and_noise_on_original_only(dls):
     learn = eac_learner(dls, 'resnet18')
     x = torch.rand(64, 3, 16, 16) + 1
-    v1, v2 = _views(learn, x, mode='noisy', erase=Erasing(p=1.), noise=None)
+    v1, v2 = _views(learn, x, mode='noisy', erase=Erasing(p=1.), basic=None)
     assert ((v1 == 0).flip(-1) != (v2 == 0)).flatten(1).any(1).float().mean() > 0.9
-    v1, v2 = _views(learn, x, mode='noisy', erase=None, noise=GaussianNoise(p=1.))
+    v1, v2 = _views(learn, x, mode='noisy', erase=None, basic=BasicAug(p=1.))
     assert torch.equal(v2, x.flip(-1)) and not torch.equal(v1, x)
 
 def test_clean_mode_exact_mirror(dls):
     learn = eac_learner(dls, 'resnet18')
     x = torch.rand(32, 3, 16, 16) + 1
-    v1, v2 = _views(learn, x, mode='clean', erase=Erasing(p=1.), noise=GaussianNoise(p=1.))
+    v1, v2 = _views(learn, x, mode='clean', erase=Erasing(p=1.), basic=BasicAug(p=1.))
     assert torch.equal(v2, v1.flip(-1)) and not torch.equal(v1, x)
 
 def test_validation_identical_with_and_without_callback(dls):

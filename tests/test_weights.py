@@ -1,9 +1,12 @@
-"Local pretrained weights: torchvision and RUL layouts, clear errors, no code execution."
-import pickle
+"Local pretrained weights: torchvision, RUL and VGGFace2 layouts, clear errors, no code execution."
+import os, pickle
+import numpy as np
 import pytest, torch, torchvision
+from fastai.vision.learner import create_body
+from eac_fastai.archs import resnet50_vggface2
 from eac_fastai.errors import UserError
 from eac_fastai.learner import eac_learner
-from eac_fastai.weights import read_state_dict
+from eac_fastai.weights import checkpoint_format, load_backbone_weights, read_state_dict
 
 def body_matches(learn, sd):
     ref = torchvision.models.resnet18(); ref.load_state_dict(sd)
@@ -68,3 +71,79 @@ def test_pickled_code_and_junk_refused(tmp_path, capsys):
     torch.save([1, 2], tmp_path/'list.pth')
     with pytest.raises(UserError, match='expected a state_dict'): read_state_dict(tmp_path/'list.pth')
     with pytest.raises(UserError, match='not found'): read_state_dict(tmp_path/'none.pth')
+
+# VGGFace2's resnet50_ft_weight.pkl: a latin1 pickle of torchvision-style names → numpy arrays, for resnet50_vggface2
+
+@pytest.fixture(scope='module')
+def vggface2_pkl(tmp_path_factory):
+    "A fake `resnet50_ft_weight.pkl`: random resnet50_vggface2 weights (fc 2048→8631), no BN counters, pickle protocol 2."
+    torch.manual_seed(3)
+    sd = {k: v.numpy() for k, v in resnet50_vggface2().state_dict().items() if not k.endswith('num_batches_tracked')}
+    f = tmp_path_factory.mktemp('vggface2')/'resnet50_ft_weight.pkl'
+    with open(f, 'wb') as fh: pickle.dump(sd, fh, protocol=2)
+    yield f, sd
+    f.unlink()                                                         # 250 MB: not left in pytest's kept temp folders
+
+def test_vggface2_pickle_loads_into_its_body(vggface2_pkl):
+    f, sd = vggface2_pkl
+    assert checkpoint_format(f) == 'pickle'
+    ref = resnet50_vggface2(); ref.load_state_dict(read_state_dict(f))   # strict, as the official EAC: BN counters are filled
+    body = create_body(resnet50_vggface2(), pretrained=False)
+    assert load_backbone_weights(body, resnet50_vggface2(), f) == ['fc.weight', 'fc.bias']
+    ours, theirs = body.state_dict(), torch.nn.Sequential(*list(ref.children())[:-2]).state_dict()
+    assert list(ours) == list(theirs) and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert torch.equal(body[4][0].conv1.weight, torch.from_numpy(sd['layer1.0.conv1.weight']))
+
+def test_vggface2_names_also_fit_torchvision_resnet50(vggface2_pkl):
+    "The trap: same names and shapes, so torchvision's resnet50 loads the pickle, but it is another network."
+    f, _ = vggface2_pkl
+    caffe, tv = create_body(resnet50_vggface2(), pretrained=False), create_body(torchvision.models.resnet50(), pretrained=False, cut=-2)
+    assert load_backbone_weights(tv, torchvision.models.resnet50(), f) == ['fc.weight', 'fc.bias']     # no error
+    caffe.load_state_dict(tv.state_dict())                                                              # the same tensors
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad(): a, b = caffe.eval()(x), tv.eval()(x)
+    assert a.shape == b.shape and not torch.allclose(a, b, atol=1e-3)
+
+class _Py2Pickler(pickle._Pickler):
+    "Writes bytes as Python 2 `str` (BINSTRING), as pickles made by Python 2 do; reading them needs encoding='latin1'."
+    dispatch = pickle._Pickler.dispatch.copy()
+    def save_py2_str(self, obj):
+        self.write(pickle.BINSTRING + len(obj).to_bytes(4, 'little') + obj); self.memoize(obj)
+    dispatch[bytes] = save_py2_str
+
+def test_python2_pickle_of_arrays(tmp_path):
+    sd = {'conv1.weight': np.random.randn(4, 3, 7, 7).astype(np.float32), 'bn1.running_var': np.random.rand(4).astype(np.float32)}
+    with open(tmp_path/'py2.pkl', 'wb') as f: _Py2Pickler(f, protocol=2).dump(sd)
+    assert pickle.BINSTRING in (tmp_path/'py2.pkl').read_bytes()
+    out = read_state_dict(tmp_path/'py2.pkl')
+    assert list(out) == list(sd) and all(torch.equal(out[k], torch.from_numpy(v)) for k, v in sd.items())
+
+class _Shell:
+    def __init__(self, marker): self.marker = marker
+    def __reduce__(self): return (os.system, (f'touch {self.marker}',))
+
+@pytest.mark.parametrize('name', ['resnet50_ft_weight.pkl', 'renamed.pth'])
+def test_pickled_shell_command_is_not_run(tmp_path, name):
+    marker = tmp_path/'pwned'
+    with open(tmp_path/name, 'wb') as f: pickle.dump({'conv1.weight': np.zeros(2), 'x': _Shell(marker)}, f, protocol=2)
+    with pytest.raises(UserError, match=r'refused to load: it names (posix|os)\.system'): read_state_dict(tmp_path/name)
+    with pytest.raises(UserError, match='refused to load'):
+        load_backbone_weights(create_body(resnet50_vggface2(), pretrained=False), resnet50_vggface2(), tmp_path/name)
+    assert not marker.exists()
+
+def test_vggface2_pickle_errors_name_keys(tmp_path):
+    sd = {k: v.numpy() for k, v in resnet50_vggface2().state_dict().items() if k.startswith(('conv1.', 'bn1.'))}
+    sd['conv1.weight'], sd['extra.weight'] = np.zeros((64, 3, 3, 3), np.float32), np.zeros(3, np.float32)
+    with open(tmp_path/'part.pkl', 'wb') as f: pickle.dump(sd, f, protocol=2)
+    with pytest.raises(UserError, match=r'part.pkl: does not fit the ResNet backbone of model.arch: missing keys: layer1\.0\.conv1\.weight, '
+                       r'.* \(260\); unexpected keys: extra\.weight \(1\); shape mismatches: conv1\.weight \(64, 3, 3, 3\) vs \(64, 3, 7, 7\) \(1\)'):
+        load_backbone_weights(create_body(resnet50_vggface2(), pretrained=False), resnet50_vggface2(), tmp_path/'part.pkl')
+
+def test_pickles_of_other_things_fail_clearly(tmp_path):
+    for name, obj in (('list.pkl', [np.zeros(2)]), ('text.pkl', {'conv1.weight': 'abc'}), ('empty.pkl', {})):
+        with open(tmp_path/name, 'wb') as f: pickle.dump(obj, f, protocol=2)
+        with pytest.raises(UserError, match=f'{name}: expected a state_dict'): read_state_dict(tmp_path/name)
+    (tmp_path/'junk.pkl').write_bytes(b'\x00\x01junk')
+    with pytest.raises(UserError, match='junk.pkl: neither a PyTorch checkpoint .* nor a pickle of numpy arrays'): read_state_dict(tmp_path/'junk.pkl')
+    (tmp_path/'cut.pkl').write_bytes(b'\x80\x02}q\x00(X')
+    with pytest.raises(UserError, match='cut.pkl: not a readable pickle'): read_state_dict(tmp_path/'cut.pkl')

@@ -1,0 +1,120 @@
+"""Self-Cure Network (Wang et al., CVPR 2020) as in its official code (EAC_SPEC §6.2).
+
+An importance branch α = sigmoid(Linear(features)) scales each image's logits (so CE on α·z re-weights the
+images); rank regularisation pushes the mean α of the top `beta` share of the batch above the rest's by
+`margin1`; from epoch `relabel_epoch` on, an image whose top probability beats its given label's by more than
+`margin2` takes the predicted label, and keeps it in later epochs."""
+import pandas as pd, torch, torch.nn.functional as F
+from torch import nn, Tensor
+from fastai.callback.hook import hook_output
+from fastai.layers import Flatten
+from fastai.learner import ValueMetric
+from fastcore.basics import store_attr
+from .augment import BasicAug, Crop, Erasing
+from .callbacks import MethodCallback
+
+__all__ = ['SCNHead', 'rank_regularization', 'scn_relabel', 'SCNCallback', 'RELABEL_GROUPS']
+
+RELABEL_GROUPS = ('all', 'low', 'none')
+
+class SCNHead(nn.Module):
+    "Global average pool → (dropout) → logits `fc(x)` scaled by the importance `sigmoid(importance(x))`."
+    def __init__(self, nf:int, n_out:int, drop:float=0.):
+        super().__init__()
+        self.pool, self.flatten, self.drop = nn.AdaptiveAvgPool2d(1), Flatten(), nn.Dropout(drop)
+        self.importance = nn.Sequential(nn.Linear(nf, 1), nn.Sigmoid())
+        self.fc = nn.Linear(nf, n_out)
+    def forward(self, x):
+        x = self.drop(self.flatten(self.pool(x)))
+        return self.importance(x) * self.fc(x)
+
+def rank_regularization(alpha:Tensor, beta:float=0.7, margin:float=0.15) -> Tensor:
+    "`max(0, margin − (mean α of the top ⌊beta·N⌋ images − mean α of the others))`; 0 when a group is empty."
+    n = alpha.shape[0]
+    k = int(n*beta)
+    if k == 0 or k == n: return alpha.new_zeros(())
+    high, low = alpha.topk(k).values.mean(), alpha.topk(n - k, largest=False).values.mean()
+    return (margin - (high - low)).clamp(min=0)
+
+def scn_relabel(probs:Tensor, labels:Tensor, margin:float=0.2, allowed:Tensor|None=None) -> tuple[Tensor, Tensor]:
+    "New labels where `max prob − prob of the label > margin` (and `allowed`), and the mask of changed images."
+    pmax, pred = probs.max(1)
+    change = pmax - probs.gather(1, labels[:, None])[:, 0] > margin
+    if allowed is not None: change &= allowed
+    return torch.where(change, pred, labels), change
+
+class SCNCallback(MethodCallback):
+    "SCN: CE on importance-scaled logits + rank regularisation, and relabelling of doubtful images from `relabel_epoch` on."
+    terms = ('train_ce', 'train_rank_reg')
+    _stateattrs = ('hook', 'sums', 'term_metrics', 'idxs', 'batch_idx')
+    def __init__(self,
+                 beta:float=0.7,                       # share of each batch in the high-importance group
+                 margin1:float=0.15,                   # rank-regularisation margin δ1 (README: 0.07 at batch 64)
+                 margin2:float=0.2,                    # relabelling margin δ2
+                 relabel_epoch:int=10,                 # first epoch (1-based, as officially) that relabels
+                 relabel:str='all',                    # 'all' images (official code), 'low' importance group only (paper), 'none'
+                 drop:float=0.,                        # dropout before the two linear layers
+                 erase:Erasing|None=Erasing(),
+                 basic:BasicAug|None=BasicAug(ops=('flip', 'noise')),  # SCN's basic aug: flip or noise with p 0.5
+                 crop:Crop|None=None):
+        if relabel not in RELABEL_GROUPS: raise ValueError(f"relabel must be one of {', '.join(RELABEL_GROUPS)}, got {relabel!r}")
+        store_attr()
+        self.labels = self.given = None
+
+    def head(self, nf:int, n_out:int, fmap) -> nn.Module: return SCNHead(nf, n_out, self.drop)
+
+    def setup(self):
+        model = getattr(self.learn.model, 'module', self.learn.model)
+        if not isinstance(model[1], SCNHead): raise ValueError("SCNCallback needs a model whose head is an SCNHead (eac_learner(method='scn') builds it)")
+        self.hook = hook_output(model[1].importance, detach=False)
+        ys = self.dls.train_ds.tls[-1]                 # labels only: no image is read
+        given = torch.tensor([int(ys[i]) for i in range(len(ys))])
+        if self.given is None or not torch.equal(self.given, given): self.given, self.labels = given, given.clone()
+        self.term_metrics.append(ValueMetric(self.relabelled_share, 'relabelled'))
+        self.learn.metrics = [*self.learn.metrics, self.term_metrics[-1]]
+        dl = self.dls.train
+        self._own_get_idxs, get = vars(dl).get('get_idxs'), dl.get_idxs
+        def recording_get_idxs():
+            self.idxs = torch.as_tensor(list(get()), dtype=torch.long)
+            return self.idxs.tolist()
+        dl.get_idxs = recording_get_idxs               # which images each batch holds: the sampler's order, chunked by bs
+
+    def relabelled_share(self): return (self.labels != self.given).float().mean().item()
+
+    def before_batch(self):
+        super().before_batch()
+        n = self.y.shape[0]
+        idx = self.batch_idx = self.idxs[self.iter*self.dls.train.bs:][:n]
+        if len(idx) != n or not torch.equal(self.given[idx], self.y.cpu()):
+            raise RuntimeError("SCN could not match this batch to its training images; it needs the DataLoader's own sampler")
+        self.learn.yb = (self.labels[idx].to(self.y.device),)   # relabelled images train on their new label
+
+    def after_loss(self):
+        alpha, self.hook.stored = self.hook.stored[:, 0], None
+        rr = rank_regularization(alpha.float(), self.beta, self.margin1)
+        self.learn.loss_grad = self.learn.loss_grad + rr
+        self.accumulate(self.learn.loss, rr)
+        if self.relabel != 'none' and self.epoch + 1 >= self.relabel_epoch and not hasattr(self.learn, 'lr_finder'):
+            labels = self.y.detach()
+            allowed = None
+            if self.relabel == 'low':                  # the low-importance group: all but the top ⌊beta·N⌋
+                allowed = torch.ones_like(labels, dtype=torch.bool)
+                allowed[alpha.detach().topk(int(len(alpha)*self.beta)).indices] = False
+            new, _ = scn_relabel(F.softmax(self.pred.detach().float(), 1), labels, self.margin2, allowed)
+            self.labels[self.batch_idx] = new.cpu()    # used from the next time these images are drawn
+
+    def label_frame(self) -> pd.DataFrame:
+        "The training items with their given label, current (possibly relabelled) label and whether it changed."
+        vocab = list(self.dls.vocab)
+        items = self.dls.train_ds.items
+        items = items.drop(columns=['is_valid', 'path'], errors='ignore').reset_index(drop=True) if isinstance(items, pd.DataFrame) else pd.DataFrame(dict(item=list(map(str, items))))
+        return items.assign(given=[vocab[i] for i in self.given], scn_label=[vocab[i] for i in self.labels],
+                            relabelled=(self.labels != self.given).numpy())
+
+    def cleanup(self):
+        if getattr(self, 'hook', None) is not None: self.hook.remove()
+        self.hook = None
+        dl = self.dls.train
+        if 'get_idxs' in vars(dl):
+            if getattr(self, '_own_get_idxs', None) is None: del dl.get_idxs
+            else: dl.get_idxs = self._own_get_idxs

@@ -1,0 +1,63 @@
+"Every method through the CLI, `sweep` grids and `table` on real runs of the demo data."
+import json
+from pathlib import Path
+import pandas as pd, pytest
+from typer.testing import CliRunner
+from eac_fastai.cli import app
+from eac_fastai.errors import UserError
+from eac_fastai.recipe import RecipeError
+from eac_fastai.sweep import parse_grid, sweep_plan
+from eac_fastai.table import PAPER_TABLE1, collect_runs, results_table
+
+QUICK = Path(__file__).parent.parent/'recipes'/'quickstart.yaml'
+TINY = ['data.demo={n_train: 3, n_valid: 2, n_test: 1, size: 32}', 'data.img_size=32', 'data.bs=8', 'train.epochs=2']
+
+def test_parse_grid_reads_values_as_yaml_lists():
+    fixed, grid = parse_grid(['eac.lam=0.1,1,5', 'augment.erase.ratio=[0.1,10],[0.3,3.3]', 'train.epochs=3', '~augment.crop', 'method=eac,scn'])
+    assert fixed == ['train.epochs=3', '~augment.crop']
+    assert grid == {'eac.lam': [0.1, 1, 5], 'augment.erase.ratio': [[0.1, 10], [0.3, 3.3]], 'method': ['eac', 'scn']}
+
+def test_sweep_plan_validates_every_run_first():
+    plan = sweep_plan(str(QUICK), ['eac.lam=0.1,1', 'augment.erase.p=0.5,1.0', 'train.epochs=1'])
+    assert len(plan) == 4 and {(p['recipe'].eac.lam, p['recipe'].augment.erase.p) for p in plan} == {(0.1, .5), (0.1, 1.), (1, .5), (1, 1.)}
+    with pytest.raises(RecipeError, match='augment.erase.p'): sweep_plan(str(QUICK), ['augment.erase.p=0.5,2'])
+    matrix = Path(__file__).parent.parent/'recipes'/'table1.yaml'
+    assert len(sweep_plan(f'{matrix}#rafdb-*-noise30-pretrained', ['eac.lam=1,5'])) == 8
+
+@pytest.mark.parametrize('method', ['baseline', 'eac', 'ac', 'scn', 'rul'])
+def test_every_method_trains_through_the_cli(method, settings_file, tmp_path):
+    r = CliRunner().invoke(app, ['train', str(QUICK), f'method={method}', *TINY, '--out', str(tmp_path/'runs')])
+    assert r.exit_code == 0, r.output
+    run, = (tmp_path/'runs').iterdir()
+    m = json.loads((run/'metrics.json').read_text())
+    assert m['method'] == method and m['epochs'] == 2 and 0 <= m['last5_mean_accuracy'] <= 1
+    assert m['train_noise_rate'] == pytest.approx(1/3)                              # exactly 1 of 3 labels changed per class
+    assert (run/'scn_labels.csv').exists() == (method == 'scn')
+
+def test_sweep_then_table(settings_file, tmp_path):
+    r = CliRunner().invoke(app, ['sweep', str(QUICK), 'method=baseline,eac', 'eac.lam=0.3', *TINY, '--out', str(tmp_path/'runs')])
+    assert r.exit_code == 0, r.output
+    sweep, = (tmp_path/'runs').iterdir()
+    df = pd.read_csv(sweep/'sweep.csv')
+    assert list(df.method) == ['baseline', 'eac'] and df.last5_mean_accuracy.between(0, 1).all() and len(list(sweep.iterdir())) == 3
+    r = CliRunner().invoke(app, ['table', str(tmp_path/'runs'), '--csv', str(tmp_path/'t.csv')])
+    assert r.exit_code == 0, r.output
+    t = pd.read_csv(tmp_path/'t.csv')
+    assert set(t.method) == {'baseline', 'eac'} and (t.dataset == 'demo').all() and (t.init == 'scratch').all() and t.paper.isna().all()
+    assert 'demo' in r.output and 'baseline' in r.output
+    r = CliRunner().invoke(app, ['sweep', str(QUICK), 'eac.lam=1,2', '--dry-run'])
+    assert r.exit_code == 0 and '2 run(s)' in r.output
+
+def test_table_puts_the_papers_number_beside_ours(tmp_path):
+    for i, (tags, acc) in enumerate([(dict(dataset='rafdb', method='eac', noise='noise30', init='pretrained'), 0.85),
+                                     (dict(dataset='rafdb', method='eac', noise='noise30', init='pretrained'), 0.83),
+                                     (dict(dataset='ferplus', method='scn', noise='noise10', init='scratch'), 0.7)]):
+        d = tmp_path/f'run{i}'; d.mkdir()
+        (d/'recipe.yaml').write_text(json.dumps(dict(method=tags['method'], tags=tags, data={'csv': 'x/y.csv'}, model={})))
+        (d/'metrics.json').write_text(json.dumps(dict(last5_mean_accuracy=acc, final_accuracy=acc, best_accuracy=acc, epochs=60)))
+    t = results_table(collect_runs([tmp_path]))
+    row = t[(t.dataset == 'rafdb')].iloc[0]
+    assert row.runs == 2 and row.last5 == pytest.approx(84.) and row.paper == PAPER_TABLE1[('eac', 'pretrained', 30, 'rafdb')] == 84.42
+    assert t[t.dataset == 'ferplus'].iloc[0].paper == 78.83
+    (tmp_path/'empty').mkdir()
+    with pytest.raises(UserError, match='no finished run'): collect_runs([tmp_path/'empty'])
