@@ -57,23 +57,22 @@ def validate(recipe: RecipeArg, overrides: Overrides = None):
     """Check a recipe and print it fully resolved (files it names that do not exist yet are warnings); for a matrix
     recipe without #cell, check and list every cell."""
     from rich.table import Column, Table
-    from .recipe import load_recipe, recipe_cells, recipe_yaml
+    from .recipe import load_recipes, recipe_yaml
     from .settings import load_settings
-    settings, cells = load_settings(), recipe_cells(recipe)
-    if len(cells) == 1 and cells[0] == recipe:
-        r = load_recipe(recipe, overrides)
+    settings, recipes = load_settings(), load_recipes(recipe, overrides)
+    if list(recipes) == [recipe]:
+        r = recipes[recipe]
         console.print(Syntax(recipe_yaml(r), 'yaml'))
         _warn_missing(r, settings)
         console.print(f"[green]ok:[/] {recipe}", highlight=False)
         return
-    table = Table('method', 'data', 'arch', 'weights', 'bs', 'lr', 'epochs', title=f"{recipe}: {len(cells)} recipes")
+    table = Table('method', 'data', 'arch', 'weights', 'bs', 'lr', 'epochs', title=f"{recipe}: {len(recipes)} recipes")
     table.columns.insert(0, Column('cell', no_wrap=True))
-    for ref in cells:
-        r = load_recipe(ref, overrides)
+    for ref, r in recipes.items():
         table.add_row(ref.partition('#')[2], r.method, r.data.csv or 'demo', r.model.arch, r.model.weights or '-',
                       str(r.data.bs), str(r.train.lr), str(r.train.epochs))
     console.print(table)
-    console.print(f"[green]ok:[/] {len(cells)} recipes in {recipe}", highlight=False)
+    console.print(f"[green]ok:[/] {len(recipes)} recipes in {recipe}", highlight=False)
 
 def _warn_missing(r, settings):
     "Warn about the files and folders recipe `r` names that do not exist yet."

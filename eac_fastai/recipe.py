@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .archs import ARCHS
 from .errors import UserError
 
-__all__ = ['Recipe', 'RecipeError', 'load_recipe', 'apply_overrides', 'recipe_yaml', 'recipe_cells', 'read_recipe_config']
+__all__ = ['Recipe', 'RecipeError', 'load_recipe', 'load_recipes', 'apply_overrides', 'recipe_yaml', 'recipe_cells', 'recipe_configs']
 
 class RecipeError(UserError): "A recipe file or override that does not validate."
 
@@ -230,6 +230,7 @@ def _split_ref(ref) -> tuple[Path, str|None]:
 
 def _cells(path:Path, cfg:dict) -> dict[str, dict]:
     "The recipe of every cell of the matrix file `path` (config `cfg`), by name, with its axis values as tags."
+    cfg = dict(cfg)
     axes = cfg.pop('matrix')
     if not isinstance(axes, dict) or not axes or not all(isinstance(v, dict) and v for v in axes.values()):
         raise RecipeError(f"{path}: matrix must map each axis name to a mapping of its values to recipe keys")
@@ -249,28 +250,36 @@ def _cells(path:Path, cfg:dict) -> dict[str, dict]:
         cells[name] = cell
     return cells
 
-def read_recipe_config(ref, overrides=()) -> dict:
-    "The raw configuration of recipe `ref` (`FILE` or `FILE#cell` of a matrix): bases merged, overrides applied, not validated."
-    path, cell = _split_ref(ref)
-    cfg = _with_bases(_read_yaml(path), path.parent, path, (path.resolve(),))
-    if 'matrix' in cfg:
-        cells = _cells(path, cfg)
-        if cell is None: raise RecipeError(f"{path}: is a matrix of {len(cells)} recipes; name one as {path}#{next(iter(cells))} "
-                                           f"(`eac-fastai validate {path}` lists them)")
-        if cell not in cells: raise RecipeError(f"{path}: no cell {cell!r}; cells are named like {next(iter(cells))} "
-                                                f"(`eac-fastai validate {path}` lists them)")
-        cfg = cells[cell]
-    elif cell is not None: raise RecipeError(f"{path}: is not a matrix (no `matrix:` key), so it has no cell {cell!r}")
-    return apply_overrides(cfg, overrides, source=ref)
-
-def recipe_cells(ref) -> list[str]:
-    "The cell references (`FILE#cell`) of a matrix file matching the glob after `#` (all without one), or `[ref]` for a recipe."
+def recipe_configs(ref, overrides=()) -> dict[str, dict]:
+    """The raw configurations (bases merged, `overrides` applied, not validated) named by `ref`, by reference: a recipe
+    file; `FILE#cell` of a matrix; or `FILE#glob` / `FILE` for the matching / all cells of a matrix."""
     path, pattern = _split_ref(ref)
     cfg = _with_bases(_read_yaml(path), path.parent, path, (path.resolve(),))
-    if 'matrix' not in cfg: return [str(ref)]
-    names = [n for n in _cells(path, cfg) if pattern is None or fnmatch.fnmatchcase(n, pattern)]
-    if not names: raise RecipeError(f"{path}: no cell matches {pattern!r}")
-    return [f"{path}#{n}" for n in names]
+    if 'matrix' not in cfg:
+        if pattern is not None: raise RecipeError(f"{path}: is not a matrix (no `matrix:` key), so it has no cell {pattern!r}")
+        return {str(ref): apply_overrides(cfg, overrides, source=ref)}
+    every = _cells(path, cfg)
+    cells = {n: c for n, c in every.items() if pattern is None or fnmatch.fnmatchcase(n, pattern)}
+    if not cells: raise RecipeError(f"{path}: no cell {pattern!r}; cells are named like {next(iter(every))} "
+                                    f"(`eac-fastai validate {path}` lists them)")
+    return {f"{path}#{n}": apply_overrides(c, overrides, source=f"{path}#{n}") for n, c in cells.items()}
+
+def recipe_cells(ref) -> list[str]:
+    "The references `ref` names: itself for a recipe or a matrix cell, the matching cells for `FILE` or `FILE#glob` of a matrix."
+    return list(recipe_configs(ref))
+
+def _validate(cfg:dict, ref) -> Recipe:
+    try: return Recipe.model_validate(cfg)
+    except ValidationError as e: raise RecipeError(_format_errors(e, ref)) from None
+
+def load_recipes(ref, overrides=()) -> dict[str, Recipe]:
+    "Every recipe `ref` names (see `recipe_configs`), validated; one `RecipeError` lists the problems of all of them."
+    out, problems = {}, []
+    for r, cfg in recipe_configs(ref, overrides).items():
+        try: out[r] = _validate(cfg, r)
+        except RecipeError as e: problems.append(str(e))
+    if problems: raise RecipeError('\n'.join(problems))
+    return out
 
 _TYPE_TAGS = {'float', 'int', 'str', 'bool'}
 
@@ -289,9 +298,14 @@ def _format_errors(e:ValidationError, source) -> str:
 
 def load_recipe(ref, overrides=()) -> Recipe:
     "Read recipe `ref` (a YAML file, or `FILE#cell` of a matrix), apply `overrides`, validate; `RecipeError` lists every problem."
-    cfg = read_recipe_config(ref, overrides)
-    try: return Recipe.model_validate(cfg)
-    except ValidationError as e: raise RecipeError(_format_errors(e, ref)) from None
+    path, cell = _split_ref(ref)
+    configs = recipe_configs(ref, overrides)
+    if len(configs) > 1 or (cell is None and next(iter(configs)) != str(ref)):
+        raise RecipeError(f"{path}: is a matrix of {len(configs)} recipes; name one as {next(iter(configs))} "
+                          f"(`eac-fastai validate {path}` lists them)")
+    if cell is not None and any(c in cell for c in "*?["):
+        raise RecipeError(f"{path}: {cell!r} is a pattern; name one cell")
+    return _validate(*configs.popitem()[::-1])
 
 def recipe_yaml(recipe:Recipe) -> str:
     "The fully resolved recipe as YAML, loadable again by `load_recipe`."

@@ -6,7 +6,7 @@ import itertools, json
 from datetime import datetime
 from pathlib import Path
 import yaml
-from .recipe import RecipeError, load_recipe, recipe_cells
+from .recipe import RecipeError, load_recipes, recipe_cells
 from .runs import check_output_dir, write_atomic
 
 __all__ = ['parse_grid', 'sweep_plan', 'run_sweep']
@@ -28,14 +28,14 @@ def sweep_plan(ref, args) -> list[dict]:
     "Every run of the sweep, validated before anything trains: `{cell, overrides, values, recipe}` each."
     fixed, grid = parse_grid(args)
     plan, problems = [], []
-    for cell in recipe_cells(ref):
-        for combo in itertools.product(*grid.values()):
-            values = dict(zip(grid, combo))
-            overrides = fixed + [f'{k}={json.dumps(v)}' for k, v in values.items()]
-            try: plan.append(dict(cell=cell, overrides=overrides, values=values, recipe=load_recipe(cell, overrides)))
-            except RecipeError as e: problems.append(str(e))
+    for combo in itertools.product(*grid.values()):
+        values = dict(zip(grid, combo))
+        overrides = fixed + [f'{k}={json.dumps(v)}' for k, v in values.items()]
+        try: plan += [dict(cell=cell, overrides=overrides, values=values, recipe=r) for cell, r in load_recipes(ref, overrides).items()]
+        except RecipeError as e: problems.append(str(e))
     if problems: raise RecipeError('\n'.join(dict.fromkeys(problems)))
-    return plan
+    order = {c: i for i, c in enumerate(recipe_cells(ref))}
+    return sorted(plan, key=lambda p: order[p['cell']])    # cell by cell, the grid inside (a stable sort)
 
 def _stem(ref:str) -> str:
     path, _, cell = str(ref).partition('#')

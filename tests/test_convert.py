@@ -1,9 +1,14 @@
-"RAF-DB conversion from a small generated copy of the official layout."
+"Dataset converters (RAF-DB, FERPlus, AffectNet, CIFAR-100, Tiny-ImageNet, ImageFolder) on tiny generated copies of the official layouts."
+import pickle
 import numpy as np, pandas as pd, pytest
 from PIL import Image
 from typer.testing import CliRunner
 from eac_fastai.cli import app
-from eac_fastai.convert import RAFDB_CLASSES, convert_rafdb
+from eac_fastai import convert as C
+from eac_fastai.convert import (RAFDB_CLASSES, FERPLUS_CLASSES, FERPLUS_VOTES, AFFECTNET_CLASSES, AFFECTNET_CLASSES8, conversion_summary,
+                                convert_affectnet, convert_cifar100, convert_ferplus, convert_imagefolder, convert_rafdb,
+                                convert_tinyimagenet, ferplus_winners)
+from eac_fastai.data import read_label_csv
 from eac_fastai.errors import UserError
 
 @pytest.fixture
@@ -85,11 +90,6 @@ def test_rafdb_recipe_end_to_end(rafdb, tmp_path, settings_file):
     assert json.loads((run/'metrics.json').read_text())['valid_split'] == 'test'
 
 # ---- FERPlus, AffectNet, CIFAR-100, Tiny-ImageNet, ImageFolder: tiny copies of the official layouts ----
-import pickle
-from eac_fastai import convert as C
-from eac_fastai.convert import (FERPLUS_CLASSES, FERPLUS_VOTES, AFFECTNET_CLASSES, AFFECTNET_CLASSES8, conversion_summary,
-                                convert_affectnet, convert_cifar100, convert_ferplus, convert_imagefolder, convert_tinyimagenet, ferplus_winners)
-from eac_fastai.data import read_label_csv
 
 def leftovers(folder):
     "Temporary or backup folders a converter left behind."
@@ -365,3 +365,24 @@ def test_convert_imagefolder(tmp_path):
     with pytest.raises(UserError, match=r'mixes split folders \(test, train, val\) with other folders \(cat\)'): convert_imagefolder(split, tmp_path/'v.csv')
     with pytest.raises(UserError, match='no images'): convert_imagefolder(root/'empty', tmp_path/'v.csv')
     with pytest.raises(UserError, match='valid_pct=1'): convert_imagefolder(root, tmp_path/'v.csv', valid_pct=1)
+
+def test_convert_cli_for_every_dataset(ferplus, affectnet, cifar, tiny, tmp_path):
+    "Each `eac-fastai convert` command writes its CSV and reports; malformed input exits with code 2 and names the file."
+    runner = CliRunner()
+    fer, new, _ = ferplus
+    root_c, _ = cifar
+    root_t, _ = tiny
+    folder = tmp_path/'folder'
+    for c in ('a', 'b'):
+        (folder/c).mkdir(parents=True); Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(folder/c/'0.png')
+    for args in (['ferplus', str(fer), str(new)], ['affectnet', str(affectnet/'training.csv'), str(affectnet/'validation.csv'), str(affectnet/'Manually_Annotated_Images')],
+                 ['cifar100', str(root_c)], ['tinyimagenet', str(root_t)], ['imagefolder', str(folder)]):
+        out = tmp_path/'out'/f'{args[0]}.csv'
+        r = runner.invoke(app, ['convert', *args, '-o', str(out)])
+        assert r.exit_code == 0 and out.exists() and 'train' in r.output, r.output
+        assert read_label_csv(out)[0].split.isin(['train', 'valid', 'test']).all()
+        r = runner.invoke(app, ['convert', *args, '-o', str(out)])
+        assert r.exit_code == 2 and 'already exists' in r.output
+    (fer.parent/'broken.csv').write_text('emotion,pixels\n3,1 2 3\n')
+    r = runner.invoke(app, ['convert', 'ferplus', str(fer.parent/'broken.csv'), str(new), '-o', str(tmp_path/'b.csv')])
+    assert r.exit_code == 2 and 'broken.csv' in r.output and not (tmp_path/'b.csv').exists()

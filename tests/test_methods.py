@@ -151,3 +151,14 @@ def test_every_method_trains_exports_and_predicts(dls, method, tmp_path):
 def test_flip_is_refused_in_the_basic_aug_of_flip_methods():
     for method in ('eac', 'ac'):
         with pytest.raises(ValueError, match='flip'): METHODS[method](basic=BasicAug(ops=('flip', 'noise')))
+
+@pytest.mark.parametrize('method', ['ac', 'scn', 'rul'])
+def test_lr_find_leaves_every_method_as_it_was(dls, method):
+    learn = eac_learner(dls, 'resnet18', method=method, **(dict(relabel_epoch=1, margin2=-1.) if method == 'scn' else {}))
+    before = copy.deepcopy(learn.model.state_dict())
+    with learn.no_bar(), learn.no_logging(): learn.lr_find(1e-5, 1e-1, num_it=20, show_plot=False, suggest_funcs=None)
+    assert len(learn.recorder.losses) > 5
+    assert all(torch.equal(v, learn.model.state_dict()[k]) for k, v in before.items())   # lr_find restores the weights
+    assert not any(m._forward_hooks for m in learn.model.modules())                      # no hook left behind
+    assert len(learn.metrics) == 1                                                       # only accuracy: the logged terms are removed
+    if method == 'scn': assert learn.scn.relabelled_share() == 0 and 'get_idxs' not in vars(learn.dls.train)

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest, yaml
 from typer.testing import CliRunner
 from eac_fastai.cli import app
-from eac_fastai.recipe import RecipeError, apply_overrides, load_recipe, recipe_cells, recipe_yaml
+from eac_fastai.recipe import RecipeError, apply_overrides, load_recipe, load_recipes, recipe_cells, recipe_yaml
 
 ROOT = Path(__file__).parent.parent/'recipes'
 RECIPES = sorted(ROOT.glob('*.yaml'))
@@ -58,10 +58,9 @@ def test_shipped_recipes_validate(path):
     assert r.exit_code == 0 and 'ok:' in r.output and str(path) in r.output
 
 def test_every_table1_cell_is_a_valid_recipe_with_its_methods_settings():
-    cells = recipe_cells(ROOT/'table1.yaml')
-    assert len(cells) == 4*3*3*2
-    for ref in cells:
-        r = load_recipe(ref)
+    recipes = load_recipes(ROOT/'table1.yaml')
+    assert len(recipes) == 4*3*3*2 and list(recipes) == recipe_cells(ROOT/'table1.yaml')
+    for ref, r in recipes.items():
         dataset, method, noise, init = ref.partition('#')[2].split('-')
         assert r.tags == dict(dataset=dataset, method=method, noise=noise, init=init) and r.method == method
         assert r.data.csv == f'{dataset}/{dataset}_{noise}.csv' and (r.model.weights == 'resnet18_msceleb.pth') == (init == 'pretrained')
@@ -98,12 +97,14 @@ def test_bases_matrices_and_their_errors(tmp_path):
     assert load_recipe(f"{tmp_path/'m.yaml'}#big-eac").train.epochs == 7 and load_recipe(f"{tmp_path/'m.yaml'}#small-eac").data.demo.seed == 1
     assert load_recipe(f"{tmp_path/'m.yaml'}#small-eac").tags == {'size': 'small', 'method': 'eac'}
     for ref, words in [(tmp_path/'m.yaml', 'is a matrix of 4 recipes'), (f"{tmp_path/'m.yaml'}#huge-eac", "no cell 'huge-eac'"),
+                       (f"{tmp_path/'m.yaml'}#big-*", 'is a pattern'),
                        (f"{tmp_path/'b.yaml'}#x", 'is not a matrix')]:
         with pytest.raises(RecipeError, match=words): load_recipe(ref)
     (tmp_path/'loop.yaml').write_text("base: loop2.yaml\n"); (tmp_path/'loop2.yaml').write_text("base: loop.yaml\n")
     with pytest.raises(RecipeError, match='includes itself'): load_recipe(tmp_path/'loop.yaml')
     (tmp_path/'nobase.yaml').write_text("base: missing.yaml\n")
     with pytest.raises(RecipeError, match='missing.yaml: recipe file not found'): load_recipe(tmp_path/'nobase.yaml')
+    with pytest.raises(RecipeError, match=r'(?s)small-scn.*train.epochs.*big-scn.*train.epochs'): load_recipes(tmp_path/'m.yaml', ['train.epochs=0'])
 
 def test_rafdb_recipes_are_the_papers_settings():
     for name, method in (('rafdb_eac_r18.yaml', 'eac'), ('rafdb_baseline_r18.yaml', 'baseline'), ('rafdb_ac_r18.yaml', 'ac')):
