@@ -299,12 +299,11 @@ def _format_errors(e:ValidationError, source) -> str:
 def load_recipe(ref, overrides=()) -> Recipe:
     "Read recipe `ref` (a YAML file, or `FILE#cell` of a matrix), apply `overrides`, validate; `RecipeError` lists every problem."
     path, cell = _split_ref(ref)
+    if cell is not None and any(c in cell for c in "*?["): raise RecipeError(f"{path}: {cell!r} is a pattern; name one cell")
     configs = recipe_configs(ref, overrides)
-    if len(configs) > 1 or (cell is None and next(iter(configs)) != str(ref)):
+    if len(configs) > 1 or next(iter(configs)) != str(ref):
         raise RecipeError(f"{path}: is a matrix of {len(configs)} recipes; name one as {next(iter(configs))} "
                           f"(`eac-fastai validate {path}` lists them)")
-    if cell is not None and any(c in cell for c in "*?["):
-        raise RecipeError(f"{path}: {cell!r} is a pattern; name one cell")
     return _validate(*configs.popitem()[::-1])
 
 def recipe_yaml(recipe:Recipe) -> str:
