@@ -57,3 +57,17 @@ def test_absolute_image_paths(demo_csv, tmp_path):
     f = tmp_path/'abs.csv'; df.to_csv(f, index=False)
     dls = label_dataloaders(f, img_size=16, bs=8)
     assert dls.one_batch()[0].shape == (8, 3, 16, 16)
+
+def test_class_balanced_sampler_draws_every_class_equally(demo_csv):
+    from fastai.torch_core import set_seed
+    from eac_fastai.data import class_balanced_weights
+    labels = pd.Series(['a', 'a', 'a', 'b'])
+    assert class_balanced_weights(labels).tolist() == [1/3, 1/3, 1/3, 1.]
+    set_seed(0)
+    dls = label_dataloaders(demo_csv, img_size=8, bs=8, balanced=True)
+    counts = dls.train_ds.items.label.value_counts()
+    assert counts.max() > counts.min()                                    # the given labels are imbalanced
+    drawn = pd.Series([dls.vocab[int(y)] for _ in range(30) for _, yb in dls.train for y in yb]).value_counts()
+    assert len(drawn) == len(dls.vocab) and drawn.sum() == 30*len(dls.train_ds)
+    assert (drawn - drawn.mean()).abs().max() < 0.25*drawn.mean()         # with replacement, ∝ 1/count: about equal
+    assert [int(y) for _, yb in dls.valid for y in yb] == [dls.vocab.o2i[l] for l in dls.valid_ds.items.label]   # validation unchanged

@@ -61,3 +61,10 @@ def test_table_puts_the_papers_number_beside_ours(tmp_path):
     assert t[t.dataset == 'ferplus'].iloc[0].paper == 78.83
     (tmp_path/'empty').mkdir()
     with pytest.raises(UserError, match='no finished run'): collect_runs([tmp_path/'empty'])
+
+def test_recipe_sampler_reaches_the_dataloader(settings_file):
+    from fastai.callback.data import WeightedDL
+    from eac_fastai.recipe import load_recipe
+    from eac_fastai.train import recipe_dataloaders
+    assert isinstance(recipe_dataloaders(load_recipe(QUICK, [*TINY, 'data.sampler=balanced'])).train, WeightedDL)
+    assert not isinstance(recipe_dataloaders(load_recipe(QUICK, TINY)).train, WeightedDL)
