@@ -58,7 +58,8 @@ class MethodCallback(AugmentCallback):
 
     def epoch_mean(self, i:int):
         "Mean over this epoch's training images of the `i`-th of `terms`."
-        return (self.sums[i]/self.n_seen).item() if self.n_seen else None
+        sums = vars(self).get('sums')                   # absent in a learner exported after an interrupted fit
+        return (sums[i]/self.n_seen).item() if torch.is_tensor(sums) and self.n_seen else None
 
     def cleanup(self): "Undo `setup`."
     def _detach(self):

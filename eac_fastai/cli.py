@@ -106,16 +106,17 @@ def sweep(recipe: Annotated[str, typer.Argument(help="recipe YAML, FILE#cell, or
 def table(runs: Annotated[list[Path], typer.Argument(help="run folders, or folders holding runs (searched recursively)")],
           csv: Annotated[Optional[Path], typer.Option('--csv', help="also write the table as CSV")] = None):
     "Lay finished runs out like the supplementary's Table 1: our last-5 mean test accuracy (%) beside the paper's."
+    import pandas as pd
     from rich.table import Table
     from .runs import write_atomic
-    from .table import collect_runs, results_table
+    from .table import DATASET_ORDER, collect_runs, results_table
     t = results_table(collect_runs(runs))
-    datasets = list(dict.fromkeys(t.dataset))
-    view = Table('init', 'noise %', 'method', *[f'{d}\nours (paper)' for d in datasets], title="last-5 mean test accuracy (%)")
-    for (init, noise, method), g in t.groupby(['init', 'noise', 'method'], sort=False, dropna=False):
-        cells = {r.dataset: f"{r.last5:.2f}" + (f" ({r.paper:.2f})" if r.paper == r.paper and r.paper is not None else '') + (f" ×{r.runs}" if r.runs > 1 else '')
+    datasets = sorted(set(t.dataset), key=lambda d: (DATASET_ORDER.index(d) if d in DATASET_ORDER else len(DATASET_ORDER), d))
+    view = Table('init', 'noise %', 'method', 'variant', *[f'{d}\nours (paper)' for d in datasets], title="last-5 mean test accuracy (%)")
+    for (init, noise, method, variant), g in t.groupby(['init', 'noise', 'method', 'variant'], sort=False, dropna=False):
+        cells = {r.dataset: f"{r.last5:.2f}" + (f" ({r.paper:.2f})" if pd.notna(r.paper) else '') + (f" ×{r.runs}" if r.runs > 1 else '')
                  for r in g.itertuples()}
-        view.add_row(str(init), '' if noise != noise else str(noise), str(method), *[cells.get(d, '') for d in datasets])
+        view.add_row(str(init), '' if noise != noise else str(noise), str(method), variant, *[cells.get(d, '') for d in datasets])
     console.print(view)
     if csv: write_atomic(csv, t.to_csv(index=False)); console.print(f"→ {csv}", highlight=False)
 

@@ -76,9 +76,10 @@ def noisy_label_block(classes, img_size:int=224, stats=imagenet_stats) -> DataBl
                      splitter=ColSplitter('is_valid'), item_tfms=Resize(img_size, method='squish'),
                      batch_tfms=Normalize.from_stats(*stats))
 
-def class_balanced_weights(labels:pd.Series) -> pd.Series:
-    "Sampling weight of each row ∝ 1 / the number of rows of its class: every class is drawn equally often."
-    return 1 / labels.map(labels.value_counts())
+def class_balanced_weights(labels:pd.Series, train:pd.Series|None=None) -> pd.Series:
+    "Sampling weight of each row ∝ 1 / the number of training rows (`train` mask, default all) of its class; 0 off `train`."
+    train = pd.Series(True, index=labels.index) if train is None else train
+    return (1 / labels.map(labels[train].value_counts())).where(train, 0.)
 
 def label_dataloaders(csv, root=None, classes=None, valid_split:str='valid', img_size:int=224, bs:int=32,
                       num_workers:int=0, drop_last:bool=False, stats=imagenet_stats, device=None, check:bool=True,
@@ -96,7 +97,7 @@ def label_dataloaders(csv, root=None, classes=None, valid_split:str='valid', img
     if empty: raise UserError(f"{csv}: class(es) {', '.join(empty)} have no training images; drop them from data.classes or add images")
     block, kw = noisy_label_block(classes, img_size, stats), dict(bs=bs, num_workers=num_workers, drop_last=drop_last, device=device)
     if not balanced: return block.dataloaders(df, **kw)
-    return block.weighted_dataloaders(df, wgts=class_balanced_weights(df.label).where(~df.is_valid, 0.).to_numpy(), **kw)
+    return block.weighted_dataloaders(df, wgts=class_balanced_weights(df.label, ~df.is_valid).to_numpy(), **kw)
 
 def train_noise_rate(dls) -> float|None:
     "Share of the training images whose given label differs from their `clean_label`, when the CSV has one."

@@ -234,20 +234,28 @@ def _cells(path:Path, cfg:dict) -> dict[str, dict]:
     axes = cfg.pop('matrix')
     if not isinstance(axes, dict) or not axes or not all(isinstance(v, dict) and v for v in axes.values()):
         raise RecipeError(f"{path}: matrix must map each axis name to a mapping of its values to recipe keys")
+    for axis, values in axes.items():
+        for value, keys in values.items():
+            where = f"{path}: matrix.{axis}.{value}"
+            if keys is not None and not isinstance(keys, dict): raise RecipeError(f"{where}: must be a mapping of recipe keys (key.sub: value), got {keys!r}")
+            if '-' in str(value): raise RecipeError(f"{where}: axis values name cells joined by '-', so they cannot contain one")
     cells = {}
     for combo in itertools.product(*(list(v.items()) for v in axes.values())):
         tags = {axis: str(value) for axis, (value, _) in zip(axes, combo)}
-        name = '-'.join(tags.values())
         cell = copy.deepcopy(cfg)
         for axis, (value, keys) in zip(axes, combo):
             keys = dict(keys or {})
             bases = keys.pop('base', None)
             if bases: _merge(cell, _with_bases({'base': bases}, path.parent, path))   # later axes win
             for k, v in keys.items():
-                if isinstance(v, str): v = v.format(**tags)
+                if isinstance(v, str):
+                    try: v = v.format(**tags)
+                    except (KeyError, IndexError, ValueError) as e:
+                        raise RecipeError(f"{path}: matrix.{axis}.{value}.{k}: {v!r} names {{{e}}}, which is not an axis "
+                                          f"({', '.join(axes)}); write a literal brace as {{{{ or }}}}") from None
                 _set(cell, k, v, path, f"matrix.{axis}.{value}.{k}")
-        cell['tags'] = {**cell.get('tags', {}), **tags}
-        cells[name] = cell
+        cell['tags'] = {**(cell.get('tags') or {}), **tags}
+        cells['-'.join(tags.values())] = cell
     return cells
 
 def recipe_configs(ref, overrides=()) -> dict[str, dict]:

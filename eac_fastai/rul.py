@@ -11,6 +11,7 @@ from fastai.torch_core import params
 from fastcore.basics import store_attr
 from .augment import BasicAug, Crop, Erasing
 from .callbacks import MethodCallback
+from .errors import UserError
 
 __all__ = ['RULHead', 'uncertainty_mix', 'add_up_loss', 'rul_splitter', 'RULCallback']
 
@@ -59,13 +60,24 @@ class RULCallback(MethodCallback):
 
     def head(self, nf:int, n_out:int, fmap) -> nn.Module: return RULHead(nf, n_out, fmap, self.dim, self.drop)
     splitter = staticmethod(rul_splitter)
-    @property
-    def lr_mults(self): return (1., self.fc_lr_mult)
+
+    def check_data(self, dls):
+        "A `UserError` when the training loader would end with a batch of one image, which BatchNorm1d cannot train on."
+        dl = dls.train
+        if not dl.drop_last and dl.bs and dl.n % dl.bs == 1:
+            raise UserError(f"method rul: {dl.n} training images in batches of {dl.bs} leave a last batch of one image, which "
+                            "RUL's BatchNorm cannot train on; set data.drop_last=true or change data.bs")
 
     def setup(self):
         model = getattr(self.learn.model, 'module', self.learn.model)
         if not isinstance(model[1], RULHead): raise ValueError("RULCallback needs a model whose head is a RULHead (eac_learner(method='rul') builds it)")
+        self.check_data(self.dls)
         self.rul_head = model[1]
+
+    def before_step(self):
+        "The classifier's group steps at `fc_lr_mult` × the others' rate, whatever schedule set the rates (fit, fit_one_cycle, lr_find)."
+        lr = float(self.opt.hypers[0]['lr'])
+        self.opt.set_hyper('lr', [lr, lr*self.fc_lr_mult])
 
     def after_loss(self):
         perm, self.rul_head.perm = self.rul_head.perm, None

@@ -1,9 +1,8 @@
 "Learning-rate schedules: the paper's per-epoch exponential decay, torch's per-epoch cosine annealing, and fastai's one-cycle and flat-cos."
 import math
-import numpy as np
 from fastai.callback.schedule import ParamScheduler
 
-__all__ = ['SCHEDULES', 'step_exp', 'step_cos', 'group_lrs', 'fit_with_schedule']
+__all__ = ['SCHEDULES', 'step_exp', 'step_cos', 'fit_with_schedule']
 
 SCHEDULES = ('exp', 'cosine', 'constant', 'one_cycle', 'flat_cos')
 
@@ -17,14 +16,9 @@ def step_cos(lr:float, n_epoch:int, lr_min:float=0.):
     "torch's `CosineAnnealingLR(T_max=n_epoch)` stepped once per epoch."
     return lambda pos: lr_min + (lr-lr_min)*(1 + math.cos(math.pi*_epoch(pos, n_epoch)/n_epoch))/2
 
-def group_lrs(learn, lr:float):
-    "`lr`, or one rate per parameter group when a callback asks for multiples of it (`lr_mults`, e.g. RUL's classifier)."
-    mults = next((cb.lr_mults for cb in learn.cbs if hasattr(cb, 'lr_mults')), None)
-    return lr if mults is None else lr*np.array(mults)
-
 def fit_with_schedule(learn, schedule:str, n_epoch:int, lr:float, gamma:float=0.9, pct_start:float|None=None, cbs=None):
     "Train `learn` for `n_epoch` epochs with peak/initial learning rate `lr` under `schedule` (a name in `SCHEDULES`)."
-    cbs, lr = list(cbs or []), group_lrs(learn, lr)
+    cbs = list(cbs or [])
     if schedule == 'one_cycle': return learn.fit_one_cycle(n_epoch, lr, pct_start=pct_start or 0.25, cbs=cbs)
     if schedule == 'flat_cos': return learn.fit_flat_cos(n_epoch, lr, pct_start=pct_start or 0.75, cbs=cbs)
     scheds = {'exp': step_exp(lr, gamma, n_epoch), 'cosine': step_cos(lr, n_epoch), 'constant': lambda pos: lr}

@@ -43,10 +43,18 @@ def scn_relabel(probs:Tensor, labels:Tensor, margin:float=0.2, allowed:Tensor|No
     if allowed is not None: change &= allowed
     return torch.where(change, pred, labels), change
 
+def _train_labels(dls) -> Tensor:
+    "The class index of every training item, read without loading an image."
+    items = dls.train_ds.items
+    if isinstance(items, pd.DataFrame) and 'label' in items.columns:
+        return torch.tensor(items.label.map(dls.vocab.o2i).to_numpy(dtype='int64'))
+    ys = dls.train_ds.tls[-1]
+    return torch.tensor([int(ys[i]) for i in range(len(ys))])
+
 class SCNCallback(MethodCallback):
     "SCN: CE on importance-scaled logits + rank regularisation, and relabelling of doubtful images from `relabel_epoch` on."
     terms = ('train_ce', 'train_rank_reg')
-    _stateattrs = ('hook', 'sums', 'term_metrics', 'idxs', 'batch_idx')
+    _stateattrs = ('hook', 'sums', 'term_metrics', 'batch_idx')
     def __init__(self,
                  beta:float=0.7,                       # share of each batch in the high-importance group
                  margin1:float=0.15,                   # rank-regularisation margin δ1 (README: 0.07 at batch 64)
@@ -67,25 +75,19 @@ class SCNCallback(MethodCallback):
         model = getattr(self.learn.model, 'module', self.learn.model)
         if not isinstance(model[1], SCNHead): raise ValueError("SCNCallback needs a model whose head is an SCNHead (eac_learner(method='scn') builds it)")
         self.hook = hook_output(model[1].importance, detach=False)
-        ys = self.dls.train_ds.tls[-1]                 # labels only: no image is read
-        given = torch.tensor([int(ys[i]) for i in range(len(ys))])
+        given = _train_labels(self.dls)
         if self.given is None or not torch.equal(self.given, given): self.given, self.labels = given, given.clone()
         self.term_metrics.append(ValueMetric(self.relabelled_share, 'relabelled'))
         self.learn.metrics = [*self.learn.metrics, self.term_metrics[-1]]
-        dl = self.dls.train
-        self._own_get_idxs, get = vars(dl).get('get_idxs'), dl.get_idxs
-        def recording_get_idxs():
-            self.idxs = torch.as_tensor(list(get()), dtype=torch.long)
-            return self.idxs.tolist()
-        dl.get_idxs = recording_get_idxs               # which images each batch holds: the sampler's order, chunked by bs
 
-    def relabelled_share(self): return (self.labels != self.given).float().mean().item()
+    def relabelled_share(self): return (self.labels != self.given).float().mean().item() if self.labels is not None else None
 
     def before_batch(self):
         super().before_batch()
         n = self.y.shape[0]
-        idx = self.batch_idx = self.idxs[self.iter*self.dls.train.bs:][:n]
-        if len(idx) != n or not torch.equal(self.given[idx], self.y.cpu()):
+        order = self.dl._DataLoader__idxs               # this epoch's sampler order, drawn by fastai in the main process
+        idx = self.batch_idx = torch.as_tensor(order[self.iter*self.dl.bs:][:n], dtype=torch.long)
+        if self.epoch == 0 and (len(idx) != n or not torch.equal(self.given[idx], self.y.cpu())):   # checked in the first epoch
             raise RuntimeError("SCN could not match this batch to its training images; it needs the DataLoader's own sampler")
         self.learn.yb = (self.labels[idx].to(self.y.device),)   # relabelled images train on their new label
 
@@ -114,7 +116,3 @@ class SCNCallback(MethodCallback):
     def cleanup(self):
         if getattr(self, 'hook', None) is not None: self.hook.remove()
         self.hook = None
-        dl = self.dls.train
-        if 'get_idxs' in vars(dl):
-            if getattr(self, '_own_get_idxs', None) is None: del dl.get_idxs
-            else: dl.get_idxs = self._own_get_idxs

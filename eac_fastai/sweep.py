@@ -50,7 +50,8 @@ def run_sweep(ref, args, out, train, console=None) -> Path:
     rows = []
     for i, p in enumerate(plan, 1):
         if console: console.print(f"[bold]run {i}/{len(plan)}[/] {p['cell']} {' '.join(p['overrides'])}", highlight=False)
-        run = train(p['recipe'], folder, _stem(p['cell']))
+        tags = {**p['recipe'].tags, **{k: v if isinstance(v, str) else json.dumps(v) for k, v in p['values'].items()}}
+        run = train(p['recipe'].model_copy(update=dict(tags=tags)), folder, _stem(p['cell']))   # the values travel with the run
         m = json.loads((run/'metrics.json').read_text())
         rows.append(dict(cell=p['cell'], **{k: json.dumps(v) if isinstance(v, list) else v for k, v in p['values'].items()},
                          run=str(run), last5_mean_accuracy=m['last5_mean_accuracy'], final_accuracy=m['final_accuracy'],

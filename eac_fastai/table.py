@@ -1,14 +1,15 @@
 """Finished runs laid out like the supplementary's Table 1, with the paper's numbers beside ours.
 
-A run is a folder with `metrics.json` and `recipe.yaml`. Its table cell comes from its recipe's `tags` (a matrix
-cell's axis values: dataset, method, noise, init) or, failing those, from the recipe itself: the method, the
-measured training-label noise, `pretrained` when `model.weights` is set, the data CSV's folder as the dataset."""
+A run is a folder with `metrics.json` and `recipe.yaml`. Its table cell: the recipe's method; `pretrained` when
+`model.weights` is set, else `scratch`; the measured training-label noise to the nearest 5% (or the `noise` tag);
+the `dataset` tag (a matrix cell's) or the data CSV's folder. Other tags (a sweep's values) make a `variant`, kept
+apart and not compared with the paper."""
 import json
 from pathlib import Path
 import pandas as pd, yaml
 from .errors import UserError
 
-__all__ = ['PAPER_TABLE1', 'PAPER_AC_RAFDB_30', 'collect_runs', 'results_table']
+__all__ = ['PAPER_TABLE1', 'PAPER_AC_RAFDB_30', 'METHOD_ORDER', 'DATASET_ORDER', 'collect_runs', 'results_table']
 
 _T1 = """baseline 1 10 81.01 83.29 57.24
 scn 1 10 82.15 84.99 58.60
@@ -44,17 +45,24 @@ def _paper(method, init, noise, dataset):
     if (method, init, noise, dataset) == ('ac', 'pretrained', 30, 'rafdb'): return PAPER_AC_RAFDB_30
     return PAPER_TABLE1.get((method, init, noise, dataset))
 
+_CELL = ('dataset', 'method', 'noise', 'init')
+METHOD_ORDER, DATASET_ORDER = ('baseline', 'ac', 'scn', 'rul', 'eac'), ('rafdb', 'ferplus', 'affectnet')
+
 def _read_run(d:Path) -> dict:
+    "The table cell and accuracies (%) of the finished run in `d`."
     try: m, r = json.loads((d/'metrics.json').read_text()), yaml.safe_load((d/'recipe.yaml').read_text())
     except (OSError, ValueError, yaml.YAMLError) as e: raise UserError(f"{d}: not a finished run ({type(e).__name__}: {e})") from None
-    tags, data = r.get('tags') or {}, r.get('data') or {}
-    noise = tags.get('noise')
-    if noise is not None: noise = int(''.join(c for c in str(noise) if c.isdigit()) or 0)
-    elif m.get('train_noise_rate') is not None: noise = round(100*m['train_noise_rate'])
+    need = ('last5_mean_accuracy', 'final_accuracy', 'best_accuracy')
+    if not (isinstance(m, dict) and isinstance(r, dict) and all(isinstance(m.get(k), (int, float)) for k in need)):
+        raise UserError(f"{d}: metrics.json needs {', '.join(need)} and recipe.yaml a recipe; is it an eac-fastai run folder?")
+    tags, data, model = r.get('tags') or {}, r.get('data') or {}, r.get('model') or {}
+    if m.get('train_noise_rate') is not None: noise = 5*round(20*m['train_noise_rate'])      # measured, to the nearest 5%
+    else: noise = int(''.join(c for c in str(tags['noise']) if c.isdigit()) or 0) if 'noise' in tags else None
     dataset = tags.get('dataset') or (Path(data['csv']).parent.name or Path(data['csv']).stem if data.get('csv') else 'demo')
-    init = tags.get('init') or ('pretrained' if (r.get('model') or {}).get('weights') else 'scratch')
-    return dict(run=str(d), dataset=dataset, method=tags.get('method') or r.get('method'), noise=noise, init=init,
-                last5=100*m['last5_mean_accuracy'], final=100*m['final_accuracy'], best=100*m['best_accuracy'], epochs=m.get('epochs'))
+    variant = ' '.join(f'{k}={v}' for k, v in tags.items() if k not in _CELL)           # e.g. a sweep's values
+    return dict(run=str(d), dataset=dataset, method=r.get('method', 'eac'), noise=noise,
+                init='pretrained' if model.get('weights') else 'scratch', variant=variant,
+                **{k.split('_')[0]: 100*m[k] for k in need}, epochs=m.get('epochs'))
 
 def collect_runs(paths) -> pd.DataFrame:
     "One row per finished run found in `paths` (run folders, or folders searched for them)."
@@ -66,11 +74,12 @@ def collect_runs(paths) -> pd.DataFrame:
     return pd.DataFrame([_read_run(d) for d in dirs])
 
 def results_table(runs:pd.DataFrame) -> pd.DataFrame:
-    "Mean last-5 accuracy (%) per (init, noise, method, dataset) cell with the number of runs and the paper's number."
-    g = runs.groupby(['init', 'noise', 'method', 'dataset'], dropna=False)
+    """Mean last-5 accuracy (%) per (init, noise, method, variant, dataset) cell with the number of runs and the paper's
+    number, in the paper's order: pretrained first, noise up, baseline … EAC, RAF-DB, FERPlus, AffectNet."""
+    g = runs.groupby(['init', 'noise', 'method', 'variant', 'dataset'], dropna=False)
     out = g.agg(last5=('last5', 'mean'), final=('final', 'mean'), best=('best', 'mean'), runs=('run', 'size')).reset_index()
-    out['paper'] = [_paper(m, i, n, d) for m, i, n, d in zip(out.method, out.init, out.noise, out.dataset)]
-    out['diff'] = out.last5 - out.paper
-    order = {m: i for i, m in enumerate(('baseline', 'ac', 'scn', 'rul', 'eac'))}
-    return out.sort_values(['init', 'noise', 'method', 'dataset'], key=lambda s: s.map(order) if s.name == 'method' else s,
-                           ascending=[False, True, True, True]).reset_index(drop=True)
+    out['paper'] = [_paper(m, i, n, d) if not v else None for m, i, n, d, v in zip(out.method, out.init, out.noise, out.dataset, out.variant)]
+    out['diff'] = out.last5 - out.paper.astype(float)
+    rank = lambda order: lambda s: s.map(lambda v: (order.index(v), '') if v in order else (len(order), str(v)))
+    keys = dict(init=rank(('pretrained', 'scratch')), method=rank(METHOD_ORDER), dataset=rank(DATASET_ORDER))
+    return out.sort_values(['init', 'noise', 'method', 'variant', 'dataset'], key=lambda s: keys[s.name](s) if s.name in keys else s).reset_index(drop=True)

@@ -106,6 +106,7 @@ def _prepare(recipe, out, stem, settings):
     if len(dls.train) == 0: raise UserError(f"no training batch: {len(dls.train_ds)} training images, data.bs={recipe.data.bs} "
                                             "and data.drop_last=true; lower data.bs or set data.drop_last=false")
     learn = recipe_learner(recipe, dls, settings)
+    for cb in learn.cbs.filter(lambda c: hasattr(c, 'check_data')): cb.check_data(dls)   # e.g. RUL's last batch of one
     learn.path = run = new_run_dir(out or settings.runs, stem)
     write_atomic(run/'recipe.yaml', recipe_yaml(recipe))
     write_atomic(run/'env.json', json.dumps(environment(dls.device), indent=2))

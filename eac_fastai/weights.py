@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np, torch
 from torch import nn
 from .errors import UserError
-from .safe_pickle import safe_load
+from .safe_pickle import ALLOWED, safe_load
 
 __all__ = ['checkpoint_format', 'read_state_dict', 'load_backbone_weights']
 
@@ -24,8 +24,12 @@ def checkpoint_format(path) -> str:
     if head[:1] == b'\x80' and head[1:2] in (b'\x02', b'\x03', b'\x04', b'\x05') or head[:1] in (b'(', b'}', b']', b'c'): return 'pickle'
     return 'unknown'
 
+_NUMPY_SCALARS = [ALLOWED[('numpy._core.multiarray', 'scalar')], np.dtype, *[getattr(np.dtypes, t) for t in np.dtypes.__all__]]
+
 def _torch_load(path:Path):
-    try: return torch.load(path, map_location='cpu', weights_only=True)
+    "`torch.load(weights_only=True)`, admitting numpy scalars too (fastai's optimizer states hold them), as fastai's `load_model` does."
+    try:
+        with torch.serialization.safe_globals(_NUMPY_SCALARS): return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         raise UserError(f"{path}: refused to load: it holds Python objects other than tensors, which could run code "
                         f"({str(e).splitlines()[0][:200]}); save only a state_dict") from None

@@ -63,6 +63,7 @@ def test_class_balanced_sampler_draws_every_class_equally(demo_csv):
     from eac_fastai.data import class_balanced_weights
     labels = pd.Series(['a', 'a', 'a', 'b'])
     assert class_balanced_weights(labels).tolist() == [1/3, 1/3, 1/3, 1.]
+    assert class_balanced_weights(labels, pd.Series([True, False, True, True])).tolist() == [0.5, 0., 0.5, 1.]   # counted over train rows
     set_seed(0)
     dls = label_dataloaders(demo_csv, img_size=8, bs=8, balanced=True)
     counts = dls.train_ds.items.label.value_counts()

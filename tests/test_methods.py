@@ -162,3 +162,40 @@ def test_lr_find_leaves_every_method_as_it_was(dls, method):
     assert not any(m._forward_hooks for m in learn.model.modules())                      # no hook left behind
     assert len(learn.metrics) == 1                                                       # only accuracy: the logged terms are removed
     if method == 'scn': assert learn.scn.relabelled_share() == 0 and 'get_idxs' not in vars(learn.dls.train)
+
+def test_rul_classifier_lr_under_fastais_own_fits(dls, tmp_path):
+    learn = eac_learner(dls, 'resnet18', method='rul')
+    for fit in (lambda: learn.fit_one_cycle(1, 1e-3), lambda: learn.fit(1, 1e-3)):
+        seen = []
+        class Watch(Callback):
+            order = 99
+            def after_step(self): seen.append([g['lr'] for g in self.opt.opt.param_groups])
+        with learn.no_bar(), learn.no_logging(), learn.added_cbs(Watch()): fit()
+        assert seen and all(b == pytest.approx(10*a) for a, b in seen)             # every step, whatever set the rates
+    from eac_fastai.weights import read_state_dict
+    learn.path = tmp_path
+    saved = learn.save('last', with_opt=True)                                        # its optimizer state holds numpy scalars
+    assert torch.equal(read_state_dict(saved)['0.0.weight'], learn.model[0][0].weight.detach())   # usable as model.weights
+
+def test_rul_refuses_a_last_batch_of_one(demo_csv):
+    from eac_fastai.data import label_dataloaders
+    from eac_fastai.errors import UserError
+    dls = label_dataloaders(demo_csv, img_size=32, bs=55, device='cpu')              # 56 training images: 55 + 1
+    learn = eac_learner(dls, 'resnet18', method='rul')
+    with pytest.raises(UserError, match='last batch of one image'): _fit(learn)
+    ok = label_dataloaders(demo_csv, img_size=32, bs=55, drop_last=True, device='cpu')
+    eac_learner(ok, 'resnet18', method='rul').rul.check_data(ok)                       # drop_last: no error
+
+@pytest.mark.parametrize('method', ['eac', 'scn'])
+def test_an_interrupted_fit_leaves_a_usable_learner(dls, method, tmp_path):
+    class Stop(Callback):
+        def after_batch(self):
+            if self.training and self.iter == 1: raise KeyboardInterrupt
+    learn = eac_learner(dls, 'resnet18', method=method, path=tmp_path)
+    with pytest.raises(KeyboardInterrupt), learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3, cbs=Stop())
+    preds, targs = learn.get_preds(ds_idx=0)
+    assert targs.tolist() == [dls.vocab.o2i[l] for l in dls.train_ds.items.label]   # dataset order: no sampler left patched
+    learn.export('m.pkl')
+    assert load_learner(tmp_path/'m.pkl').predict(dls.valid_ds.items.path.iloc[0])[2].shape == (len(dls.vocab),)
+    _fit(learn)                                                                      # and it trains again
+    assert len(learn.metrics) == 1

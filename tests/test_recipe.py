@@ -125,3 +125,11 @@ def test_cli_validate_exit_codes(recipe):
     assert r.exit_code == 2 and 'no_such_key' in r.output and str(recipe) in r.output
     r = runner.invoke(app, ['validate', str(recipe), 'train.epochs=5'])
     assert r.exit_code == 0 and 'epochs: 5' in r.output
+
+@pytest.mark.parametrize('axis, words', [("{eac: {data.csv: '{dataset}/x.csv'}}", r"names \{'dataset'\}, which is not an axis"),
+                                         ("{eac: 'method=eac'}", 'must be a mapping of recipe keys'),
+                                         ("{e-ac: {method: eac}}", "cannot contain one"),
+                                         ("{eac: {data.csv: 'a{b'}}", 'write a literal brace')])
+def test_malformed_matrices_are_named(tmp_path, axis, words):
+    (tmp_path/'m.yaml').write_text(f"data: {{demo: {{n_train: 4}}}}\nmatrix:\n  method: {axis}\n")
+    with pytest.raises(RecipeError, match=words): load_recipes(tmp_path/'m.yaml')
