@@ -54,8 +54,7 @@ def _stem(ref:str) -> str:
 @app.command()
 @user_errors
 def validate(recipe: RecipeArg, overrides: Overrides = None):
-    """Check a recipe and print it fully resolved (files it names that do not exist yet are warnings); for a matrix
-    recipe without #cell, check and list every cell."""
+    "Check a recipe and print it resolved (missing files are warnings); a matrix without #cell: check and list every cell."
     from rich.table import Column, Table
     from .recipe import load_recipes, recipe_yaml
     from .settings import load_settings
