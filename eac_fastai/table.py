@@ -2,8 +2,9 @@
 
 A run is a folder with `metrics.json` and `recipe.yaml`. Its table cell: the recipe's method; `pretrained` when
 `model.weights` is set, else `scratch`; the measured training-label noise to the nearest 5% (or the `noise` tag);
-the `dataset` tag (a matrix cell's) or the data CSV's folder. Other tags (a sweep's values) make a `variant`, kept
-apart and not compared with the paper."""
+the `dataset` tag (a matrix cell's) or the data CSV's folder. Runs of one cell whose recipes differ in more than
+their `seed` (a sweep's values, command-line overrides) are kept apart as `variant`s named by the differing keys,
+each beside the paper's number for the cell; runs that differ only in their seed are averaged."""
 import json
 from pathlib import Path
 import pandas as pd, yaml
@@ -45,7 +46,6 @@ def _paper(method, init, noise, dataset):
     if (method, init, noise, dataset) == ('ac', 'pretrained', 30, 'rafdb'): return PAPER_AC_RAFDB_30
     return PAPER_TABLE1.get((method, init, noise, dataset))
 
-_CELL = ('dataset', 'method', 'noise', 'init')
 METHOD_ORDER, DATASET_ORDER = ('baseline', 'ac', 'scn', 'rul', 'eac'), ('rafdb', 'ferplus', 'affectnet')
 
 def _read_run(d:Path) -> dict:
@@ -59,10 +59,23 @@ def _read_run(d:Path) -> dict:
     if m.get('train_noise_rate') is not None: noise = 5*round(20*m['train_noise_rate'])      # measured, to the nearest 5%
     else: noise = int(''.join(c for c in str(tags['noise']) if c.isdigit()) or 0) if 'noise' in tags else None
     dataset = tags.get('dataset') or (Path(data['csv']).parent.name or Path(data['csv']).stem if data.get('csv') else 'demo')
-    variant = ' '.join(f'{k}={v}' for k, v in tags.items() if k not in _CELL)           # e.g. a sweep's values
+    recipe = {k: v for k, v in _flat(r).items() if k != 'seed' and not k.startswith('tags.')}
     return dict(run=str(d), dataset=dataset, method=r.get('method', 'eac'), noise=noise,
-                init='pretrained' if model.get('weights') else 'scratch', variant=variant,
+                init='pretrained' if model.get('weights') else 'scratch', recipe=recipe,
                 **{k.split('_')[0]: 100*m[k] for k in need}, epochs=m.get('epochs'))
+
+def _flat(d:dict, prefix='') -> dict:
+    "A nested dict as `{dotted key: value}`."
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v: out.update(_flat(v, f'{prefix}{k}.'))
+        else: out[f'{prefix}{k}'] = v
+    return out
+
+def _variants(recipes:list[dict]) -> list[str]:
+    "For the recipes of one table cell: each one's values of the keys on which they differ ('' when all agree)."
+    keys = sorted({k for r in recipes for k in r if len({repr(x.get(k)) for x in recipes}) > 1})
+    return [' '.join(f'{k}={r.get(k)}' for k in keys) for r in recipes]
 
 def collect_runs(paths) -> pd.DataFrame:
     "One row per finished run found in `paths` (run folders, or folders searched for them)."
@@ -71,14 +84,18 @@ def collect_runs(paths) -> pd.DataFrame:
         if not p.exists(): raise UserError(f"{p}: no such run folder")
         dirs += [p] if (p/'metrics.json').is_file() else sorted(f.parent for f in p.rglob('metrics.json'))
     if not dirs: raise UserError(f"no finished run (a folder with metrics.json) in {', '.join(map(str, paths))}")
-    return pd.DataFrame([_read_run(d) for d in dirs])
+    runs = pd.DataFrame([_read_run(d) for d in dirs])
+    runs['variant'] = ''
+    for _, g in runs.groupby(['init', 'noise', 'method', 'dataset'], dropna=False):
+        runs.loc[g.index, 'variant'] = _variants(list(g.recipe))
+    return runs.drop(columns='recipe')
 
 def results_table(runs:pd.DataFrame) -> pd.DataFrame:
     """Mean last-5 accuracy (%) per (init, noise, method, variant, dataset) cell with the number of runs and the paper's
     number, in the paper's order: pretrained first, noise up, baseline … EAC, RAF-DB, FERPlus, AffectNet."""
     g = runs.groupby(['init', 'noise', 'method', 'variant', 'dataset'], dropna=False)
     out = g.agg(last5=('last5', 'mean'), final=('final', 'mean'), best=('best', 'mean'), runs=('run', 'size')).reset_index()
-    out['paper'] = [_paper(m, i, n, d) if not v else None for m, i, n, d, v in zip(out.method, out.init, out.noise, out.dataset, out.variant)]
+    out['paper'] = [_paper(m, i, n, d) for m, i, n, d in zip(out.method, out.init, out.noise, out.dataset)]
     out['diff'] = out.last5 - out.paper.astype(float)
     rank = lambda order: lambda s: s.map(lambda v: (order.index(v), '') if v in order else (len(order), str(v)))
     keys = dict(init=rank(('pretrained', 'scratch')), method=rank(METHOD_ORDER), dataset=rank(DATASET_ORDER))

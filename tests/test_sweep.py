@@ -44,7 +44,7 @@ def test_sweep_then_table(settings_file, tmp_path):
     assert r.exit_code == 0, r.output
     t = pd.read_csv(tmp_path/'t.csv')
     assert set(t.method) == {'baseline', 'eac'} and (t.dataset == 'demo').all() and (t.init == 'scratch').all() and t.paper.isna().all()
-    assert t.variant.isna().all() and (t.noise == 35).all()                         # method is a cell key; 1 of 3 labels noisy: 33% → 35
+    assert t.variant.isna().all() and (t.noise == 35).all()                         # one run per cell; 1 of 3 labels noisy: 33% → 35
     assert 'demo' in r.output and 'baseline' in r.output
     r = CliRunner().invoke(app, ['sweep', str(QUICK), 'eac.lam=1,2', '--dry-run'])
     assert r.exit_code == 0 and '2 run(s)' in r.output
@@ -53,15 +53,15 @@ def test_table_puts_the_papers_number_beside_ours(tmp_path):
     for i, (tags, acc) in enumerate([(dict(dataset='rafdb', method='eac', noise='noise30', init='pretrained'), 0.85),
                                      (dict(dataset='rafdb', method='eac', noise='noise30', init='pretrained'), 0.83),
                                      (dict(dataset='ferplus', method='scn', noise='noise10', init='scratch'), 0.7),
-                                     (dict(dataset='rafdb', method='eac', noise='noise30', init='pretrained', **{'eac.lam': '1'}), 0.5)]):
+                                     (dict(dataset='rafdb', method='eac', noise='noise30', init='pretrained'), 0.5)]):
         d = tmp_path/f'run{i}'; d.mkdir()
-        (d/'recipe.yaml').write_text(json.dumps(dict(method=tags['method'], tags=tags, data={'csv': 'x/y.csv'},
+        (d/'recipe.yaml').write_text(json.dumps(dict(method=tags['method'], tags=tags, seed=i, data={'csv': 'x/y.csv'}, eac={'lam': 1 if i == 3 else 5},
                                                      model={'weights': 'w.pth' if tags['init'] == 'pretrained' else None})))
         (d/'metrics.json').write_text(json.dumps(dict(last5_mean_accuracy=acc, final_accuracy=acc, best_accuracy=acc, epochs=60)))
     t = results_table(collect_runs([tmp_path]))
-    row = t[(t.dataset == 'rafdb') & (t.variant == '')].iloc[0]
+    row = t[(t.dataset == 'rafdb') & (t.variant == 'eac.lam=5')].iloc[0]           # two seeds of one recipe: averaged
     lam1 = t[t.variant == 'eac.lam=1'].iloc[0]
-    assert lam1.runs == 1 and lam1.last5 == 50 and pd.isna(lam1.paper)              # a sweep's variant is kept apart
+    assert lam1.runs == 1 and lam1.last5 == 50                                       # another recipe in the cell is kept apart
     assert row.runs == 2 and row.last5 == pytest.approx(84.) and row.paper == PAPER_TABLE1[('eac', 'pretrained', 30, 'rafdb')] == 84.42
     assert t[t.dataset == 'ferplus'].iloc[0].paper == 78.83
     assert list(t.init) == ['pretrained', 'pretrained', 'scratch']                  # the paper's order
