@@ -1,5 +1,5 @@
 "Run directories: resolved recipe, environment, per-epoch history, checkpoints, predictions and `metrics.json`."
-import json, os, platform, subprocess, sys, tempfile
+import os, platform, subprocess, sys, tempfile
 from datetime import datetime
 from pathlib import Path
 import numpy as np, pandas as pd, torch

@@ -1,6 +1,6 @@
 "Recipe validation: every problem reported at once, naming key and file; typed overrides; shipped recipes."
 from pathlib import Path
-import pytest, yaml
+import pytest
 from typer.testing import CliRunner
 from eac_fastai.cli import app
 from eac_fastai.recipe import RecipeError, apply_overrides, load_recipe, load_recipes, recipe_cells, recipe_yaml
