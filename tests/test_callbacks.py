@@ -88,8 +88,8 @@ def test_validation_identical_with_and_without_callback(dls):
 
 def _n_hooks(model): return sum(len(m._forward_hooks) for m in model.modules())
 
-def test_no_hooks_left_after_fit_lr_find_or_interrupt(dls):
-    learn = eac_learner(dls, 'resnet18')
+def test_no_hooks_left_after_fit_lr_find_or_interrupt(dls, tmp_path):
+    learn = eac_learner(dls, 'resnet18', path=tmp_path)                  # lr_find keeps its temporary weights under path/models
     learn.fit(1, 1e-3)
     assert _n_hooks(learn.model) == 0
     learn.lr_find(num_it=8, show_plot=False)
@@ -165,10 +165,10 @@ class LossPair(Callback):
     def after_loss(self):
         if self.training: self.pairs.append((self.learn.loss.item(), self.learn.loss_grad.item()))
 
-def test_lr_find_tracks_the_whole_objective(dls):
+def test_lr_find_tracks_the_whole_objective(dls, tmp_path):
     "lr_find smooths and stops on CE + λ·consistency (what is optimised); a fit logs CE as train_loss."
     cb = LossPair()
-    learn = eac_learner(dls, 'resnet18', lam=50., cbs=[cb])
+    learn = eac_learner(dls, 'resnet18', lam=50., cbs=[cb], path=tmp_path)
     learn.lr_find(num_it=6, show_plot=False, suggest_funcs=None)
     assert cb.pairs and all(l == g for l, g in cb.pairs)
     cb.pairs.clear(); learn.fit(1, 1e-4)

@@ -153,8 +153,8 @@ def test_flip_is_refused_in_the_basic_aug_of_flip_methods():
         with pytest.raises(ValueError, match='flip'): METHODS[method](basic=BasicAug(ops=('flip', 'noise')))
 
 @pytest.mark.parametrize('method', ['ac', 'scn', 'rul'])
-def test_lr_find_leaves_every_method_as_it_was(dls, method):
-    learn = eac_learner(dls, 'resnet18', method=method, **(dict(relabel_epoch=1, margin2=-1.) if method == 'scn' else {}))
+def test_lr_find_leaves_every_method_as_it_was(dls, method, tmp_path):
+    learn = eac_learner(dls, 'resnet18', method=method, path=tmp_path, **(dict(relabel_epoch=1, margin2=-1.) if method == 'scn' else {}))
     before = copy.deepcopy(learn.model.state_dict())
     with learn.no_bar(), learn.no_logging(): learn.lr_find(1e-5, 1e-1, num_it=20, show_plot=False, suggest_funcs=None)
     assert len(learn.recorder.losses) > 5
