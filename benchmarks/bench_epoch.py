@@ -12,7 +12,7 @@ alternating the variants, measures:
 """
 import argparse, json, statistics, time
 from pathlib import Path
-import numpy as np, pandas as pd, torch, torch.nn.functional as F
+import numpy as np, torch, torch.nn.functional as F
 from PIL import Image
 from fastai.callback.core import Callback
 from eac_fastai.augment import BasicAug, Erasing
