@@ -10,6 +10,7 @@ Variants (one optimizer step each; the data is already in memory, so only the st
 - `fastai_ce`:   eac-fastai's learner, method baseline (CE + the same batch augmentation: noise, erasing)
 - `fastai_bare`: the same without augmentation (fastai's overhead over `plain_ce`)
 - `fastai_eac`:  eac-fastai's learner, method eac (two forward calls, einsum CAM, torch.flip)
+- `fastai_eac1`: the same with `one_forward=True` (one call over both views, BatchNorm per view)
 - `official`:    plain PyTorch written as the official EAC step (EAC_SPEC §7): two forwards, the CAM as a broadcast
                  product N×K×C×H×W summed over C, the flip by `grid_sample`, torch Adam; its augmentation runs in the
                  official DataLoader workers, so it is not in this step, while eac-fastai's batch augmentation is
@@ -113,6 +114,7 @@ def main():
     variants = dict(fastai_ce=fastai_variant('baseline', x, y, a.bs, a.steps + 1),
                     fastai_bare=fastai_variant('baseline', x, y, a.bs, a.steps + 1, erase=None, basic=None),
                     fastai_eac=fastai_variant('eac', x, y, a.bs, a.steps + 1),
+                    fastai_eac1=fastai_variant('eac', x, y, a.bs, a.steps + 1, one_forward=True),
                     official=official_variant(x, y, a.bs, a.steps + 1), plain_ce=plain_ce_variant(x, y, a.bs, a.steps + 1))
     times = {k: [] for k in variants}
     for _ in range(a.repeats):
@@ -120,6 +122,7 @@ def main():
     med = {k: dict(wall=statistics.median(t for t, _ in v), cpu=statistics.median(c for _, c in v)) for k, v in times.items()}
     ratios = {'EAC ÷ CE (eac-fastai)': med['fastai_eac']['wall']/med['fastai_ce']['wall'],
               'EAC eac-fastai ÷ official pattern': med['fastai_eac']['wall']/med['official']['wall'],
+              'EAC one forward ÷ two forward calls': med['fastai_eac1']['wall']/med['fastai_eac']['wall'],
               'official EAC ÷ plain CE': med['official']['wall']/med['plain_ce']['wall'],
               'CE step eac-fastai ÷ plain PyTorch (no aug)': med['fastai_bare']['wall']/med['plain_ce']['wall']}
     h = w = (a.size + 31)//32

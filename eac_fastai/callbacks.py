@@ -2,8 +2,10 @@
 
 `MethodCallback` is the base of every method (SCN and RUL live in `scn.py` and `rul.py`): it augments the
 training batch and logs per-epoch means of the method's loss terms as metrics."""
+from contextlib import ExitStack, contextmanager
 from functools import partial
 import torch
+from torch import nn
 from fastai.callback.core import Callback
 from fastai.callback.hook import hook_output
 from fastai.data.transforms import Normalize
@@ -12,12 +14,28 @@ from fastcore.basics import store_attr
 from .augment import BasicAug, Crop, Erasing
 from .cam import class_activation_maps, flip_consistency, linear_head
 
-__all__ = ['AugmentCallback', 'MethodCallback', 'EACCallback', 'ACCallback', 'normalize_stats']
+__all__ = ['AugmentCallback', 'MethodCallback', 'EACCallback', 'ACCallback', 'normalize_stats', 'per_view_batchnorm']
 
 def normalize_stats(dls):
     "The (mean, std) of the `Normalize` in `dls.after_batch`, or None when the batch is not normalised."
     norm = [t for t in dls.after_batch.fs if isinstance(t, Normalize)]
     return (norm[0].mean, norm[0].std) if norm else None
+
+def _chunked_batchnorm(bn, views:int, x):
+    "`bn`'s own forward on each of `views` chunks of the batch in turn (training), or on the whole batch (eval)."
+    forward = type(bn).forward
+    return torch.cat([forward(bn, c) for c in x.chunk(views)]) if bn.training else forward(bn, x)
+
+@contextmanager
+def per_view_batchnorm(model:nn.Module, views:int=2):
+    """Inside, every BatchNorm of `model` normalises each of `views` equal parts of its batch with that part's statistics
+    and updates its running statistics once per part, in order: one forward over the concatenated views computes what
+    `views` separate forward calls would (per-view BatchNorm, as the official two-call EAC step has)."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for bn in bns: bn.forward = partial(_chunked_batchnorm, bn, views)
+    try: yield
+    finally:
+        for bn in bns: vars(bn).pop('forward', None)
 
 class AugmentCallback(Callback):
     "The official augmentation of the training batch: (CIFAR crop), basic aug (Gaussian noise or flip), then per-image random erasing."
@@ -74,7 +92,7 @@ class MethodCallback(AugmentCallback):
 class _CAMConsistency(MethodCallback):
     "Shared part of EAC and AC: body features kept by a hook, CAMs from the detached fc weight, `lam` × flip consistency."
     terms = ('train_ce', 'train_consistency')
-    _stateattrs = ('hook', 'x_flip', 'consistency', 'sums', 'body', 'fc', 'term_metrics')
+    _stateattrs = ('hook', 'x_flip', 'consistency', 'sums', 'body', 'fc', 'term_metrics', 'per_view')
     def setup(self):
         model = getattr(self.learn.model, 'module', self.learn.model)
         self.body, self.fc = model[0], linear_head(model)
@@ -87,7 +105,8 @@ class _CAMConsistency(MethodCallback):
 
     def cleanup(self):
         if getattr(self, 'hook', None) is not None: self.hook.remove()
-        self.hook = self.x_flip = self.consistency = None
+        if getattr(self, 'per_view', None) is not None: self.per_view.close()
+        self.hook = self.x_flip = self.consistency = self.per_view = None
 
 class EACCallback(_CAMConsistency):
     "Erasing Attention Consistency: CE on the original view only, plus `lam` × MSE of its CAMs and the flipped view's, flipped back."
@@ -96,7 +115,8 @@ class EACCallback(_CAMConsistency):
                  mode:str='noisy',                     # 'noisy': each view erased independently; 'clean': flipped view mirrors the original exactly
                  erase:Erasing|None=Erasing(),         # per-image random erasing (None: off)
                  basic:BasicAug|None=BasicAug(),       # basic aug of the original view only (None: off); no flip op
-                 crop:Crop|None=None):                 # CIFAR-style crop, shared by both views (None: off)
+                 crop:Crop|None=None,                  # CIFAR-style crop, shared by both views (None: off)
+                 one_forward:bool=False):              # both views in one forward pass, BatchNorm still per view (speed)
         if mode not in ('noisy', 'clean'): raise ValueError(f"mode must be 'noisy' or 'clean', got {mode!r}")
         if basic is not None and 'flip' in basic.ops: raise ValueError("EAC's basic aug cannot flip: the flipped view must mirror the original")
         store_attr()
@@ -105,12 +125,18 @@ class EACCallback(_CAMConsistency):
         x = self.crop_batch(self.x)
         if self.mode == 'noisy': view, flipped = self.augment(x), self.augment(x.flip(-1), basic=False)
         else: view = self.augment(x); flipped = view.flip(-1)
-        self.learn.xb, self.x_flip = (view, *self.xb[1:]), flipped
+        if self.one_forward:                           # one pass over [view; flipped], each half with its own BatchNorm statistics
+            self.learn.xb, self.x_flip = (torch.cat([view, flipped]), *self.xb[1:]), None
+            self.per_view = ExitStack(); self.per_view.enter_context(per_view_batchnorm(self.body, 2))
+        else: self.learn.xb, self.x_flip = (view, *self.xb[1:]), flipped
 
     def after_pred(self):
-        features = self.hook.stored
-        flipped = self.body(self.x_flip)               # its own forward call: its own BatchNorm statistics, as officially
-        self.hook.stored = None                        # hold no graph on the module (deepcopy, memory)
+        features, self.hook.stored = self.hook.stored, None   # hold no graph on the module (deepcopy, memory)
+        if self.one_forward:
+            self.per_view.close(); self.per_view = None
+            features, flipped = features.chunk(2)
+            self.learn.pred = self.pred[:len(features)]        # the flipped view's logits are not used (imbalanced framework)
+        else: flipped = self.body(self.x_flip)         # its own forward call: its own BatchNorm statistics, as officially
         self.consistency = flip_consistency(self.cams(features), self.cams(flipped))
 
 class ACCallback(_CAMConsistency):

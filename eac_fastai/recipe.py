@@ -89,6 +89,7 @@ class Augment(_Section):
 class EAC(_Section):
     lam: float = Field(5., ge=0, description="weight of the CAM flip-consistency loss")
     mode: Literal['noisy', 'clean'] = Field('noisy', description="noisy: views erased independently; clean: exact mirror")
+    one_forward: bool = Field(False, description="both views in one forward pass, BatchNorm statistics still per view (speed)")
 
 class AC(_Section):
     lam: float = Field(1., ge=0, description="weight of the CAM flip-consistency loss (Guo et al.: 1)")

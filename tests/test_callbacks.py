@@ -1,7 +1,7 @@
 "The EAC callbacks inside a real fastai Learner: views, loss, gradients, hooks, lr_find, export, predict."
 import copy
 import pytest, torch, torch.nn.functional as F
-from fastai.callback.core import Callback
+from fastai.callback.core import Callback, CancelFitException
 from fastai.learner import load_learner
 from eac_fastai.augment import BasicAug, Erasing
 from eac_fastai.callbacks import EACCallback
@@ -182,3 +182,28 @@ def test_validate_and_inference_leave_training_state_alone(dls):
     learn.fit(1, 1e-3)
     assert learn.recorder.metric_names[-3:] == ['train_ce', 'train_consistency', 'time']
     assert len(learn.validate()) == 2 and _n_hooks(learn.model) == 0
+
+def test_one_forward_equals_two_forward_calls(demo_csv):
+    "EAC's one-forward option (both views in one pass, BatchNorm per view) computes the official two-call step: same loss, gradients, running stats."
+    from fastai.torch_core import set_seed
+    from eac_fastai.data import label_dataloaders
+    class FirstStep(Callback):
+        order = 7
+        def after_backward(self):
+            self.loss = self.learn.loss_grad.detach().clone()
+            self.grads = torch.cat([p.grad.flatten() for p in self.learn.model.parameters() if p.grad is not None])
+            raise CancelFitException
+    runs = []
+    for one in (False, True):
+        set_seed(1); dls = label_dataloaders(demo_csv, img_size=32, bs=16, device='cpu')
+        set_seed(2); learn = eac_learner(dls, 'resnet18', lam=3., one_forward=one, cbs=[FirstStep()])
+        set_seed(3)
+        with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+        stats = {k: v.clone() for k, v in learn.model.state_dict().items() if 'running' in k or 'num_batches' in k}
+        runs.append((learn.first_step.loss, learn.first_step.grads, stats))
+    (l1, g1, s1), (l2, g2, s2) = runs
+    torch.testing.assert_close(l1, l2, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(g1, g2, rtol=1e-3, atol=1e-5)
+    assert s1.keys() == s2.keys() and s1['0.1.num_batches_tracked'] == 2              # running stats updated once per view
+    for k in s1: torch.testing.assert_close(s1[k], s2[k], rtol=1e-5, atol=1e-6)
+    assert not any('forward' in vars(m) for m in learn.model.modules())               # BatchNorm restored after the step
