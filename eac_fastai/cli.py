@@ -42,14 +42,9 @@ OutOpt = Annotated[Optional[Path], typer.Option('--out', help="parent of the run
 @user_errors
 def train(recipe: RecipeArg, overrides: Overrides = None, out: OutOpt = None):
     "Train a recipe; writes a new run directory (recipe, env, history, checkpoints, predictions, metrics.json)."
-    from .recipe import load_recipe
+    from .recipe import load_recipe, ref_stem
     from .train import train_recipe
-    train_recipe(load_recipe(recipe, overrides), out, stem=_stem(recipe), console=console)
-
-def _stem(ref:str) -> str:
-    "A run folder's name stem: the matrix cell's name, or the recipe file's stem."
-    path, _, cell = ref.partition('#')
-    return cell or Path(path).stem
+    train_recipe(load_recipe(recipe, overrides), out, stem=ref_stem(recipe), console=console)
 
 @app.command()
 @user_errors
@@ -123,9 +118,9 @@ def table(runs: Annotated[list[Path], typer.Argument(help="run folders, or folde
 @user_errors
 def lr_find(recipe: RecipeArg, overrides: Overrides = None, out: OutOpt = None):
     "Run fastai's lr_find on a recipe; saves lr_find.png and lr_find.json (all suggestions) in a new run directory."
-    from .recipe import load_recipe
+    from .recipe import load_recipe, ref_stem
     from .train import lr_find_recipe
-    run, lr = lr_find_recipe(load_recipe(recipe, overrides), out, stem=f'{_stem(recipe)}-lr-find')
+    run, lr = lr_find_recipe(load_recipe(recipe, overrides), out, stem=f'{ref_stem(recipe)}-lr-find')
     console.print(f"suggested lr {lr:.3e} → {run/'lr_find.png'}", highlight=False)
 
 class NoiseKind(str, Enum):

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .archs import ARCHS
 from .errors import UserError
 
-__all__ = ['Recipe', 'RecipeError', 'load_recipe', 'load_recipes', 'apply_overrides', 'recipe_yaml', 'recipe_cells', 'recipe_configs']
+__all__ = ['Recipe', 'RecipeError', 'load_recipe', 'load_recipes', 'apply_overrides', 'recipe_yaml', 'recipe_cells', 'recipe_configs', 'ref_stem']
 
 class RecipeError(UserError): "A recipe file or override that does not validate."
 
@@ -228,6 +228,11 @@ def _split_ref(ref) -> tuple[Path, str|None]:
     "`FILE#cell` → (FILE, cell); a plain path → (path, None)."
     path, _, cell = str(ref).partition('#')
     return Path(path), cell or None
+
+def ref_stem(ref) -> str:
+    "A folder-name stem for recipe `ref`: the matrix cell (glob characters as `x`), or the recipe file's stem."
+    path, cell = _split_ref(ref)
+    return ''.join('x' if c in '*?[]' else c for c in cell) if cell else path.stem
 
 def _cells(path:Path, cfg:dict) -> dict[str, dict]:
     "The recipe of every cell of the matrix file `path` (config `cfg`), by name, with its axis values as tags."

@@ -6,7 +6,7 @@ import itertools, json
 from datetime import datetime
 from pathlib import Path
 import yaml
-from .recipe import RecipeError, load_recipes, recipe_cells
+from .recipe import RecipeError, load_recipes, recipe_cells, ref_stem
 from .runs import check_output_dir, write_atomic
 
 __all__ = ['parse_grid', 'sweep_plan', 'run_sweep']
@@ -37,21 +37,17 @@ def sweep_plan(ref, args) -> list[dict]:
     order = {c: i for i, c in enumerate(recipe_cells(ref))}
     return sorted(plan, key=lambda p: order[p['cell']])    # cell by cell, the grid inside (a stable sort)
 
-def _stem(ref:str) -> str:
-    path, _, cell = str(ref).partition('#')
-    return cell.replace('*', 'x').replace('?', 'x') if cell else Path(path).stem
-
 def run_sweep(ref, args, out, train, console=None) -> Path:
     "Train every run of `sweep_plan(ref, args)` with `train(recipe, out, stem)` under a new folder in `out`; returns its `sweep.csv`."
     import pandas as pd
     plan = sweep_plan(ref, args)
-    folder = check_output_dir(out)/f"{_stem(ref)}-sweep-{datetime.now():%Y%m%d-%H%M%S}"
+    folder = check_output_dir(out)/f"{ref_stem(ref)}-sweep-{datetime.now():%Y%m%d-%H%M%S}"
     folder.mkdir(parents=True, exist_ok=False)
     rows = []
     for i, p in enumerate(plan, 1):
         if console: console.print(f"[bold]run {i}/{len(plan)}[/] {p['cell']} {' '.join(p['overrides'])}", highlight=False)
         tags = {**p['recipe'].tags, **{k: v if isinstance(v, str) else json.dumps(v) for k, v in p['values'].items()}}
-        run = train(p['recipe'].model_copy(update=dict(tags=tags)), folder, _stem(p['cell']))   # the values travel with the run
+        run = train(p['recipe'].model_copy(update=dict(tags=tags)), folder, ref_stem(p['cell']))   # the values travel with the run
         m = json.loads((run/'metrics.json').read_text())
         rows.append(dict(cell=p['cell'], **{k: json.dumps(v) if isinstance(v, list) else v for k, v in p['values'].items()},
                          run=str(run), last5_mean_accuracy=m['last5_mean_accuracy'], final_accuracy=m['final_accuracy'],

@@ -78,3 +78,29 @@ def test_gaussian_noise_on_pixel_scale():
     some = gaussian_noise(x, p=0.5, mean=mean, std=std)
     changed = (some != x).flatten(1).any(1).float().mean().item()
     assert 0.3 < changed < 0.7
+
+def test_random_crop_is_a_shifted_copy_padded_with_fill():
+    from eac_fastai.augment import random_crop
+    x = torch.arange(2*3*5*6, dtype=torch.float).reshape(2, 3, 5, 6)
+    torch.manual_seed(0)
+    shifts = set()
+    for _ in range(30):
+        y = random_crop(x, 2, fill=-1.)
+        assert y.shape == x.shape
+        for i in range(2):
+            found = [(dt, dl) for dt in range(-2, 3) for dl in range(-2, 3)
+                     if torch.equal(y[i], torch.nn.functional.pad(x[i], (2, 2, 2, 2), value=-1.)[:, 2+dt:7+dt, 2+dl:8+dl])]
+            assert len(found) == 1
+            shifts.add(found[0])
+    assert len(shifts) > 10                                              # offsets drawn per image over the whole range
+
+def test_basic_aug_applies_one_op_with_probability_p():
+    from eac_fastai.augment import basic_aug
+    torch.manual_seed(0)
+    x = torch.rand(4000, 3, 4, 4)
+    y = basic_aug(x, p=0.5, ops=('flip', 'noise'), mean=torch.zeros(3, 1, 1), std=torch.ones(3, 1, 1))
+    flipped = (y == x.flip(-1)).flatten(1).all(1) & ~(y == x).flatten(1).all(1)
+    same = (y == x).flatten(1).all(1)
+    noisy = ~flipped & ~same
+    for share, want in ((same, 0.5), (flipped, 0.25), (noisy, 0.25)): assert abs(share.float().mean().item() - want) < 0.03
+    with pytest.raises(ValueError, match='unknown basic augmentation'): basic_aug(x[:2], p=1., ops=('blur',))

@@ -76,3 +76,9 @@ def test_recipe_sampler_reaches_the_dataloader(settings_file):
     from eac_fastai.train import recipe_dataloaders
     assert isinstance(recipe_dataloaders(load_recipe(QUICK, [*TINY, 'data.sampler=balanced'])).train, WeightedDL)
     assert not isinstance(recipe_dataloaders(load_recipe(QUICK, TINY)).train, WeightedDL)
+
+def test_bad_sweep_arguments_are_named():
+    for arg, words in (('eac.lam=[1,', 'cannot read the values'), ('eac.lam=', 'no value after =')):
+        with pytest.raises(RecipeError, match=words): parse_grid([arg])
+    r = CliRunner().invoke(app, ['sweep', str(QUICK), 'eac.lam=-1,1', '--dry-run'])
+    assert r.exit_code == 2 and 'eac.lam' in r.output
