@@ -1,5 +1,5 @@
 """Backbones by name for `eac_learner`: torchvision's ResNets, the Caffe-style VGGFace2 ResNet-50 of the official EAC,
-MobileNetV2 and a 32-px ResNet-18. All keep torchvision's parameter names, so `load_backbone_weights` maps their
+MobileNetV2, a 32-px ResNet-18 and a narrow 32-px ResNet-10. All keep torchvision's parameter names, so `load_backbone_weights` maps their
 checkpoints, and all end with a pooling child then the classifier, so fastai's `create_body` cuts the body before them.
 
 Nothing is downloaded: the added builders refuse `weights`/`pretrained`; load a local file with `load_backbone_weights`.
@@ -11,7 +11,8 @@ import torch, torchvision
 from torch import nn
 from torchvision.models.resnet import ResNet, BasicBlock, Bottleneck
 
-__all__ = ['ARCHS', 'ARCH_NOTES', 'CaffeBottleneck', 'MobileNetV2', 'resnet50_vggface2', 'mobilenet_v2', 'resnet18_cifar']
+__all__ = ['ARCHS', 'ARCH_NOTES', 'CaffeBottleneck', 'MobileNetV2', 'NarrowResNet', 'resnet50_vggface2', 'mobilenet_v2', 'resnet18_cifar',
+           'resnet10_narrow']
 
 def _local_only(name:str, weights, pretrained):
     if weights is not None or pretrained:
@@ -55,9 +56,29 @@ def resnet18_cifar(weights=None, pretrained=False, **kwargs) -> ResNet:
     nn.init.kaiming_normal_(m.conv1.weight, mode='fan_out', nonlinearity='relu')    # as torchvision initialises its convs
     return m
 
+class NarrowResNet(ResNet):
+    "A small-image ResNet of `BasicBlock`s with any stage widths: 3×3 stride-1 stem, no max-pool, stride 2 from stage 2 on."
+    def __init__(self, layers=(1, 1, 1, 1), widths=(16, 32, 64, 128), num_classes:int=1000):
+        nn.Module.__init__(self)                                  # ResNet's own __init__ fixes the widths at 64…512
+        self._norm_layer, self.dilation, self.groups, self.base_width, self.inplanes = nn.BatchNorm2d, 1, 1, 64, widths[0]
+        self.conv1, self.bn1 = nn.Conv2d(3, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0])
+        self.relu, self.maxpool = nn.ReLU(inplace=True), nn.Identity()
+        for i, (n, w) in enumerate(zip(layers, widths)):
+            setattr(self, f'layer{i+1}', self._make_layer(BasicBlock, w, n, stride=1 if i == 0 else 2))
+        self.avgpool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(widths[-1], num_classes)
+        for m in self.modules():                                  # torchvision's initialisation
+            if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+            elif isinstance(m, nn.BatchNorm2d): nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
+
+def resnet10_narrow(weights=None, pretrained=False, **kwargs) -> NarrowResNet:
+    "ResNet-10 for 32-px images: one `BasicBlock` per stage, widths 16-32-64-128, so a 128×4×4 map at 32 px (the benchmark's network)."
+    _local_only('resnet10_narrow', weights, pretrained)
+    return NarrowResNet(**kwargs)
+
 _TV = ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152')
 ARCHS = {**{n: getattr(torchvision.models, n) for n in _TV},    # the torchvision functions: fastai's model_meta cuts them at -2
-         'resnet50_vggface2': resnet50_vggface2, 'mobilenet_v2': mobilenet_v2, 'resnet18_cifar': resnet18_cifar}
+         'resnet50_vggface2': resnet50_vggface2, 'mobilenet_v2': mobilenet_v2, 'resnet18_cifar': resnet18_cifar,
+         'resnet10_narrow': resnet10_narrow}
 ARCH_NOTES = {
     **{n: f"torchvision ResNet-{n[6:]} (v1.5: stride on the 3×3 convolution); torchvision-layout checkpoints" for n in _TV},
     'resnet18': "torchvision ResNet-18; torchvision-layout checkpoints such as RUL's resnet18_msceleb.pth (the EAC author's R18)",
@@ -67,4 +88,5 @@ ARCH_NOTES = {
                          "for resnet50_ft_weight.pkl; 2048×7×7 map at 224 px",
     'mobilenet_v2': "torchvision MobileNetV2, body = features (1280 channels, stride 32); torchvision ImageNet keys load",
     'resnet18_cifar': "ResNet-18 for 32-px inputs (3×3 stride-1 stem, no max-pool; 512×4×4 map at 32 px); torchvision names",
+    'resnet10_narrow': "ResNet-10 for 32-px inputs (3×3 stride-1 stem, one block per stage, widths 16-32-64-128; 128×4×4 map at 32 px)",
 }

@@ -238,6 +238,18 @@ def convert_cifar100(cifar_root: Annotated[Path, typer.Argument(help="the cifar-
     df = convert(cifar_root, output, images, workers, overwrite)
     console.print(f"{conversion_summary(df)} → {output}", highlight=False)
 
+@convert_app.command('fashion-mnist')
+@user_errors
+def convert_fashion_mnist(root: Annotated[Optional[Path], typer.Argument(help="folder of the four IDX .gz files (default: Debian's dataset-fashion-mnist)")] = None,
+                          output: Annotated[Path, typer.Option('-o', '--output', help="CSV to write; image paths are relative to its folder")] = ...,
+                          train_subset: Annotated[Optional[int], typer.Option(help="keep this many training images, equally many per class")] = None,
+                          seed: Annotated[int, typer.Option(help="seed of the training subset")] = 0,
+                          images: ImagesOpt = None, workers: WorkersOpt = 8, overwrite: ReplaceOpt = False):
+    "Convert Fashion-MNIST (IDX files) into the noisy-label CSV and 28×28 PNGs; its class order is data.classes in recipes/fmnist.yaml."
+    from .convert import FASHION_MNIST_DIR, convert_fashion_mnist as convert, conversion_summary
+    df = convert(root or FASHION_MNIST_DIR, output, train_subset, seed, images, workers, overwrite)
+    console.print(f"{conversion_summary(df)} → {output}", highlight=False)
+
 @convert_app.command('tinyimagenet')
 @user_errors
 def convert_tinyimagenet(root: Annotated[Path, typer.Argument(help="the tiny-imagenet-200 folder (wnids.txt, train/, val/)")],

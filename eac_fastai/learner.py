@@ -1,8 +1,9 @@
 "`eac_learner`: a fastai vision learner with a CAM-compatible head, local pretrained weights and a training method."
-import inspect
+import inspect, os, tempfile
 from functools import partial
+from pathlib import Path
 import torch
-import fastai.callback.schedule, fastai.callback.fp16  # noqa: F401  Learner.fit_one_cycle, lr_find, to_fp16
+import fastai.callback.schedule, fastai.callback.fp16, fastai.callback.channelslast  # noqa: F401  fit_one_cycle, lr_find, to_fp16, to_channelslast
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastai.optimizer import OptimWrapper, Adam, SGD
@@ -11,12 +12,13 @@ from fastai.callback.hook import dummy_eval
 from fastcore.basics import first
 from .archs import ARCHS
 from .cam import linear_head
+from .data import inference_dataloaders
 from .callbacks import AugmentCallback, ACCallback, EACCallback
 from .rul import RULCallback
 from .scn import SCNCallback
 from .weights import load_backbone_weights
 
-__all__ = ['ARCHS', 'METHODS', 'OPTIMIZERS', 'eac_learner', 'method_callback', 'wd_bn_bias_problem']
+__all__ = ['ARCHS', 'METHODS', 'OPTIMIZERS', 'eac_learner', 'method_callback', 'wd_bn_bias_problem', 'export_learner']
 
 OPTIMIZERS = {
     'adam': partial(OptimWrapper, opt=torch.optim.Adam),               # torch semantics: coupled L2 wd (the paper's)
@@ -63,3 +65,20 @@ def eac_learner(dls,
     if hasattr(method, 'splitter'): learn.splitter = method.splitter
     learn.unfreeze()
     return learn
+
+def export_learner(learn, path) -> Path:
+    """`learn.export` to `path` (atomically) without its training callbacks, with a DataBlock pipeline that takes image paths:
+    `load_learner(path).predict('face.jpg')` preprocesses as in training."""
+    path = Path(path)
+    training = [cb for cb in learn.cbs if isinstance(cb, AugmentCallback)]
+    dls, tmp = learn.dls, Path(tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')[1])
+    learn.remove_cbs(training)
+    try:
+        learn.dls = inference_dataloaders(dls)
+        learn.export(tmp.resolve())
+        os.replace(tmp, path)
+    finally:
+        learn.dls = dls
+        learn.add_cbs(training)
+        tmp.unlink(missing_ok=True)
+    return path

@@ -6,7 +6,6 @@ classified, and the add-up loss `0.5·CE(·, y) + 0.5·CE(·, y_partner)` trains
 classifier sees μ alone. The classifier trains at `fc_lr_mult` × the learning rate (officially 2e-3 vs 2e-4)."""
 import torch, torch.nn.functional as F
 from torch import nn, Tensor
-from fastai.layers import Flatten
 from fastai.torch_core import params
 from fastcore.basics import store_attr
 from .augment import BasicAug, Crop, Erasing
@@ -16,7 +15,7 @@ from .errors import UserError
 __all__ = ['RULHead', 'uncertainty_mix', 'add_up_loss', 'rul_splitter', 'RULCallback']
 
 def _branch(nf:int, fmap, dim:int, drop:float) -> nn.Sequential:
-    return nn.Sequential(nn.BatchNorm2d(nf, eps=2e-5, affine=False), nn.Dropout(drop), Flatten(),
+    return nn.Sequential(nn.BatchNorm2d(nf, eps=2e-5, affine=False), nn.Dropout(drop), nn.Flatten(),   # any memory format
                          nn.Linear(nf*fmap[0]*fmap[1], dim), nn.BatchNorm1d(dim, eps=2e-5))
 
 def uncertainty_mix(mu:Tensor, log_var:Tensor, perm:Tensor) -> Tensor:

@@ -12,7 +12,8 @@ from .augment import BasicAug, Crop, Erasing
 from .data import label_dataloaders, train_noise_rate
 from .demo import DemoSpec, demo_dataset
 from .errors import UserError
-from .learner import eac_learner, method_callback
+from .learner import eac_learner, export_learner, method_callback
+from .memorisation import MemorisationCallback
 from .progress import RichProgressCallback
 from .recipe import Recipe, recipe_yaml
 from .runs import CheckpointCallback, check_output_dir, environment, new_run_dir, save_predictions, summarize_history, write_atomic
@@ -45,7 +46,7 @@ def recipe_dataloaders(recipe:Recipe, settings:Settings|None=None, device=None):
     d, src = recipe.data, resolve_data(recipe, settings or load_settings())
     return label_dataloaders(src.csv, src.root, d.classes, d.valid_split, d.img_size, d.bs, d.num_workers, d.drop_last,
                              stats=(list(d.mean), list(d.std)), device=device or _device(recipe.train.device),
-                             balanced=d.sampler == 'balanced')
+                             balanced=d.sampler == 'balanced', cache=d.cache)
 
 def recipe_method(recipe:Recipe):
     "The training callback of the recipe's method, with its section's settings and the augmentation."
@@ -62,6 +63,7 @@ def recipe_learner(recipe:Recipe, dls, settings:Settings|None=None, path='.'):
     m, t = recipe.model, recipe.train
     learn = eac_learner(dls, m.arch, recipe_method(recipe), settings.weights_path(m.weights) if m.weights else None,
                         opt=t.opt, wd=t.wd, wd_bn_bias=t.wd_bn_bias, path=path)
+    if t.channels_last: learn.to_channelslast(use_amp=False)
     if t.precision != 'fp32':
         if dls.device.type != 'cuda': raise UserError(f"train.precision={t.precision} needs a CUDA device; use fp32 on {dls.device.type}")
         learn.to_fp16() if t.precision == 'fp16' else learn.to_bf16()
@@ -122,10 +124,12 @@ def train_recipe(recipe:Recipe, out=None, stem:str='run', settings:Settings|None
     with learn.no_bar(): lr = run_lr_find(learn, recipe, run) if t.lr == 'find' else t.lr
     if t.lr == 'find': console.print(f"lr_find: {t.lr_find.suggestion} suggestion {lr:.2e} (lr_find.png)")
     cbs = [CSVLogger('history.csv'), CheckpointCallback('accuracy'), RichProgressCallback(console)]
+    if t.memorisation: cbs.append(MemorisationCallback())
     with learn.no_bar(), learn.no_logging():
         fit_with_schedule(learn, t.schedule, t.epochs, lr, t.gamma, t.pct_start, cbs=cbs)
         save_predictions(learn, run/f'preds_{recipe.data.valid_split}.csv')
     if recipe.method == 'scn': write_atomic(run/'scn_labels.csv', learn.scn.label_frame().to_csv(index=False))
+    export_learner(learn, run/'export.pkl')
     history = pd.read_csv(run/'history.csv')
     metrics = dict(summarize_history(history), method=recipe.method, tags=recipe.tags, lr=lr, valid_split=recipe.data.valid_split,
                    n_train=len(learn.dls.train_ds), n_valid=len(learn.dls.valid_ds), train_noise_rate=train_noise_rate(learn.dls))

@@ -1,0 +1,62 @@
+"""Memorisation of noisy labels, epoch by epoch (the paper's argument: EAC does not fit the flipped labels).
+
+Among the training images whose given label differs from their `clean_label`, the share the model predicts as the
+given (wrong) label, `flipped_as_given`, and as the clean label, `flipped_as_clean`: the images as the model sees them
+at test time (no augmentation, eval mode), after each epoch's validation."""
+import numpy as np, pandas as pd, torch
+from fastai.callback.core import Callback
+from fastai.learner import Recorder, ValueMetric
+from .data import CLEAN
+
+__all__ = ['flipped_rows', 'MemorisationCallback']
+
+def flipped_rows(items) -> np.ndarray:
+    "Positions of the rows of a label frame whose `label` differs from a non-empty `clean_label` (empty without that column)."
+    if not isinstance(items, pd.DataFrame) or CLEAN not in items.columns: return np.zeros(0, dtype=int)
+    clean = items[CLEAN].fillna('')
+    return np.flatnonzero(((items.label != clean) & (clean != '')).to_numpy())
+
+class _Rows(torch.utils.data.Dataset):
+    "The items of `ds` at positions `rows`."
+    def __init__(self, ds, rows): self.ds, self.rows = ds, rows
+    def __len__(self): return len(self.rows)
+    def __getitem__(self, i): return self.ds[int(self.rows[i])]
+
+class MemorisationCallback(Callback):
+    "Log `flipped_as_given` and `flipped_as_clean` (shares of the training images with a flipped label) after each validation."
+    order = Recorder.order - 1                         # the values must be ready when Recorder reads the metrics
+    def __init__(self, bs:int|None=None): self.bs = bs  # batch size of the extra pass (default: the validation loader's)
+
+    def before_fit(self):
+        self.metrics_added = []
+        if self.learn.lock.locked() or hasattr(self.learn, 'lr_finder'): return   # validate/get_preds/lr_find: nothing to track
+        items = self.dls.train_ds.items
+        rows = flipped_rows(items)
+        if not len(rows): return
+        vocab = {c: i for i, c in enumerate(self.dls.vocab)}
+        self.given = torch.tensor(items.label.iloc[rows].map(vocab).to_numpy(dtype='int64'))
+        self.clean = torch.tensor(items[CLEAN].iloc[rows].map(vocab).to_numpy(dtype='int64'))
+        self.dl = self.dls.valid.new(dataset=_Rows(self.dls.train_ds, rows), shuffle=False, drop_last=False, bs=self.bs or self.dls.valid.bs)
+        self.values = dict.fromkeys(('flipped_as_given', 'flipped_as_clean'))
+        self.metrics_added = [ValueMetric(lambda k=k: self.values[k], k) for k in self.values]
+        self.learn.metrics = [*self.learn.metrics, *self.metrics_added]
+
+    def predict(self) -> torch.Tensor:
+        "The class the model predicts for each training image with a flipped label."
+        model, preds = self.learn.model, []
+        training = model.training
+        model.eval()
+        with torch.no_grad():
+            for xb, *_ in self.dl: preds.append(model(xb).argmax(1).cpu())
+        model.train(training)
+        return torch.cat(preds)
+
+    def after_validate(self):
+        if not self.metrics_added or self.learn.lock.locked(): return
+        pred = self.predict()
+        self.values.update(flipped_as_given=(pred == self.given).float().mean().item(),
+                           flipped_as_clean=(pred == self.clean).float().mean().item())
+
+    def after_fit(self):
+        if self.metrics_added: self.learn.metrics = [m for m in self.learn.metrics if m not in self.metrics_added]
+        self.metrics_added, self.dl = [], None
