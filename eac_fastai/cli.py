@@ -1,4 +1,4 @@
-"The `eac-fastai` command line: train, validate, lr-find, sweep, table, make-noise, make-demo, convert."
+"The `eac-fastai` command line: train, validate, lr-find, sweep, table, report, label-issues, predict, make-noise, make-demo, convert."
 import warnings
 from enum import Enum
 from functools import wraps
@@ -122,6 +122,63 @@ def lr_find(recipe: RecipeArg, overrides: Overrides = None, out: OutOpt = None):
     from .train import lr_find_recipe
     run, lr = lr_find_recipe(load_recipe(recipe, overrides), out, stem=f'{ref_stem(recipe)}-lr-find')
     console.print(f"suggested lr {lr:.3e} → {run/'lr_find.png'}", highlight=False)
+
+CheckpointOpt = Annotated[str, typer.Option(help="the run's model: last (the final epoch's) or best (best evaluation accuracy)")]
+
+@app.command()
+@user_errors
+def report(path: Annotated[Path, typer.Argument(help="a run folder (eac-fastai train) or a sweep folder (eac-fastai sweep)")],
+           output: Annotated[Optional[Path], typer.Option('-o', '--output', help="HTML file (default: PATH/report.html)")] = None,
+           checkpoint: CheckpointOpt = 'last',
+           overwrite: Annotated[bool, typer.Option(help="replace an existing report")] = False):
+    "One self-contained HTML page: metrics, curves with memorisation, confusion matrix, attention maps, t-SNE, label issues, recipe."
+    from .report import write_report
+    kw = {} if (path/'sweep.csv').is_file() else dict(checkpoint=checkpoint)
+    console.print(f"report → {write_report(path, output, overwrite, **kw)}", highlight=False)
+
+@app.command('label-issues')
+@user_errors
+def label_issues(run: Annotated[Path, typer.Argument(help="a run folder (its data must be where its recipe says)")],
+                 output: Annotated[Optional[Path], typer.Option('-o', '--output', help="CSV to write (default: RUN/label_issues.csv)")] = None,
+                 by: Annotated[str, typer.Option(help="confident: confidently another class (confident learning); argmax: predicted as another class")] = 'confident',
+                 checkpoint: CheckpointOpt = 'last',
+                 overwrite: Annotated[bool, typer.Option(help="replace an existing CSV")] = False):
+    "Rank the training images by how much the model doubts their given label (cleanlab's columns); precision/recall vs clean labels."
+    from .analysis import training_outputs
+    from .label_issues import ISSUE_RULES, issue_detection_scores, label_issues_frame
+    from .runs import write_atomic
+    from .train import load_run
+    if by not in ISSUE_RULES: raise UserError(f"--by {by}: choose one of {', '.join(ISSUE_RULES)}")
+    output = output or run/'label_issues.csv'
+    if output.exists() and not overwrite: raise UserError(f"{output}: already exists; pass --overwrite or choose another -o")
+    _, learn = load_run(run, checkpoint)
+    out = training_outputs(learn)
+    frame = label_issues_frame(out.items, out.labels, out.probs, list(learn.dls.vocab), out.clean, by)
+    write_atomic(output, frame.to_csv(index=False))
+    console.print(f"{int(frame.is_label_issue.sum())} of {len(frame)} training images flagged → {output}", highlight=False)
+    if s := issue_detection_scores(frame):
+        console.print(f"against the clean labels: precision {s['precision'] or 0:.3f} ({s['true_positives']}/{s['flagged']}), "
+                      f"recall {s['recall'] or 0:.3f} ({s['true_positives']}/{s['noisy']} flipped labels)", highlight=False)
+
+@app.command()
+@user_errors
+def predict(source: Annotated[Path, typer.Argument(help="a run folder (its recipe + models/CHECKPOINT.pth) or an export .pkl")],
+            images: Annotated[list[Path], typer.Argument(help="image files or folders (searched recursively)")],
+            output: Annotated[Optional[Path], typer.Option('-o', '--output', help="CSV to write (default: print CSV)")] = None,
+            checkpoint: CheckpointOpt = 'last', bs: int = 64,
+            overwrite: Annotated[bool, typer.Option(help="replace an existing CSV")] = False):
+    "Class probabilities for images: one row per image with the predicted class and prob_<class> columns."
+    from .predict import image_files, inference_learner, predict_images
+    from .runs import check_output_dir, write_atomic
+    if output is not None:
+        if output.exists() and not overwrite: raise UserError(f"{output}: already exists; pass --overwrite or choose another -o")
+        check_output_dir(output.parent)
+    files = image_files(images)
+    preds = predict_images(inference_learner(source, files, checkpoint, bs), files, bs)
+    if output is None: print(preds.to_csv(index=False), end='')
+    else:
+        write_atomic(output, preds.to_csv(index=False))
+        console.print(f"{len(preds)} images → {output}", highlight=False)
 
 class NoiseKind(str, Enum):
     symmetric = 'symmetric'

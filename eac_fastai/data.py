@@ -8,7 +8,7 @@ and optionally `clean_label` (the true class name, when known).
 keeps them in memory as one uint8 tensor per split (`CachedImages`): the batches are identical, without the
 per-epoch decoding."""
 from pathlib import Path
-import pandas as pd, torch
+import numpy as np, pandas as pd, torch
 from PIL import Image
 import fastai.callback.data  # noqa: F401  DataBlock.weighted_dataloaders
 from fastai.callback.data import WeightedDL
@@ -21,7 +21,7 @@ from fastai.vision.core import PILImage, imagenet_stats
 from fastai.vision.data import ImageBlock
 from .errors import UserError
 
-__all__ = ['COLUMNS', 'CLEAN', 'SPLITS', 'read_label_csv', 'check_images', 'image_path', 'noisy_label_block', 'class_balanced_weights',
+__all__ = ['COLUMNS', 'CLEAN', 'SPLITS', 'read_label_csv', 'image_problem', 'check_images', 'load_rgb', 'noisy_label_block', 'class_balanced_weights',
            'CachedImages', 'label_dataloaders', 'inference_dataloaders', 'train_noise_rate']
 
 COLUMNS, CLEAN, SPLITS = ('image', 'label', 'split'), 'clean_label', ('train', 'valid', 'test')
@@ -55,8 +55,9 @@ def read_label_csv(path, classes=None) -> tuple[pd.DataFrame, list[str]]:
                                       f"(found {sorted(set(df[col][bad]))[:3]}); fix the CSV or data.classes")
     return df, classes
 
-def _image_problem(path:Path) -> str:
+def image_problem(path) -> str:
     "'missing', 'unreadable' or '' for a file that opens and verifies as an image."
+    path = Path(path)
     if not path.is_file(): return 'missing'
     try:
         with Image.open(path) as im: im.verify()
@@ -66,7 +67,7 @@ def _image_problem(path:Path) -> str:
 def check_images(df:pd.DataFrame, root, csv='CSV'):
     "Raise a `UserError` naming the first rows of `df` whose image is missing under `root`, or is not a readable image."
     root = Path(root)
-    problem = df.image.map(lambda p: _image_problem(root/p))
+    problem = df.image.map(lambda p: image_problem(root/p))
     missing, broken = problem == 'missing', problem == 'unreadable'
     if missing.any():
         first = df.image[missing].iloc[0]
@@ -76,16 +77,25 @@ def check_images(df:pd.DataFrame, root, csv='CSV'):
         raise UserError(f"{csv}: {broken.sum()} file(s) are not readable images, e.g. line {broken[broken].index[0]+2}: "
                         f"{df.image[broken].iloc[0]} (lines {_rows(broken)}); replace or remove those rows")
 
-def image_path(o):
-    "The image of a label-frame row (its `path`), or `o` itself: a path or image given to `predict` or `test_dl`."
-    return o['path'] if isinstance(o, (pd.Series, dict)) else o
+_WIDE_MODES = ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I', 'F')
+
+def load_rgb(o) -> Image.Image:
+    """The 8-bit RGB image of a label-frame row (its `path`), a path, or a PIL image (what `predict` and `test_dl` are given):
+    grayscale, palette and alpha images converted as PIL converts them; 16-bit images (and 32-bit ones above 255) scaled by 1/257."""
+    o = o['path'] if isinstance(o, (pd.Series, dict)) else o
+    im = o if isinstance(o, Image.Image) else Image.open(o)
+    if im.mode in _WIDE_MODES:
+        a = np.asarray(im, dtype=np.float64)
+        if im.mode.startswith('I;16') or a.max() > 255: a = a/257
+        im = Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8))
+    return im.convert('RGB')
 
 def _label(row): return row['label']
 
 def noisy_label_block(classes, img_size:int=224, stats=imagenet_stats) -> DataBlock:
     "DataBlock over a label frame with `path`, `label` and `is_valid` columns: squish-resize to `img_size` (bilinear), explicit `Normalize`."
     return DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=list(classes), sort=False)),
-                     get_x=image_path, get_y=_label,
+                     get_x=load_rgb, get_y=_label,
                      splitter=ColSplitter('is_valid'), item_tfms=Resize(img_size, method='squish'),
                      batch_tfms=Normalize.from_stats(*stats))
 
@@ -95,7 +105,7 @@ class CachedImages(torch.utils.data.Dataset):
     def __init__(self, items:pd.DataFrame, vocab, img_size:int):
         self.items, self.vocab = items, CategoryMap(list(vocab), sort=False)
         resize, to_tensor = Resize(img_size, method='squish'), ToTensor()
-        self.x = torch.stack([to_tensor(resize(PILImage.create(p))) for p in items.path]) if len(items) else torch.zeros(0, 3, img_size, img_size, dtype=torch.uint8)
+        self.x = torch.stack([to_tensor(resize(PILImage.create(load_rgb(p)))) for p in items.path]) if len(items) else torch.zeros(0, 3, img_size, img_size, dtype=torch.uint8)
         self.y = torch.tensor(items.label.map(self.vocab.o2i).to_numpy(dtype='int64'))
     def __len__(self): return len(self.y)
     def __getitem__(self, i): return TensorImage(self.x[i]), TensorCategory(self.y[i])

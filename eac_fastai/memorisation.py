@@ -6,6 +6,7 @@ at test time (no augmentation, eval mode), after each epoch's validation."""
 import numpy as np, pandas as pd, torch
 from fastai.callback.core import Callback
 from fastai.learner import Recorder, ValueMetric
+from .analysis import training_dl
 from .data import CLEAN
 
 __all__ = ['flipped_rows', 'MemorisationCallback']
@@ -15,12 +16,6 @@ def flipped_rows(items) -> np.ndarray:
     if not isinstance(items, pd.DataFrame) or CLEAN not in items.columns: return np.zeros(0, dtype=int)
     clean = items[CLEAN].fillna('')
     return np.flatnonzero(((items.label != clean) & (clean != '')).to_numpy())
-
-class _Rows(torch.utils.data.Dataset):
-    "The items of `ds` at positions `rows`."
-    def __init__(self, ds, rows): self.ds, self.rows = ds, rows
-    def __len__(self): return len(self.rows)
-    def __getitem__(self, i): return self.ds[int(self.rows[i])]
 
 class MemorisationCallback(Callback):
     "Log `flipped_as_given` and `flipped_as_clean` (shares of the training images with a flipped label) after each validation."
@@ -36,7 +31,7 @@ class MemorisationCallback(Callback):
         vocab = {c: i for i, c in enumerate(self.dls.vocab)}
         self.given = torch.tensor(items.label.iloc[rows].map(vocab).to_numpy(dtype='int64'))
         self.clean = torch.tensor(items[CLEAN].iloc[rows].map(vocab).to_numpy(dtype='int64'))
-        self.dl = self.dls.valid.new(dataset=_Rows(self.dls.train_ds, rows), shuffle=False, drop_last=False, bs=self.bs or self.dls.valid.bs)
+        self.flipped_dl = training_dl(self.dls, rows, self.bs)
         self.values = dict.fromkeys(('flipped_as_given', 'flipped_as_clean'))
         self.metrics_added = [ValueMetric(lambda k=k: self.values[k], k) for k in self.values]
         self.learn.metrics = [*self.learn.metrics, *self.metrics_added]
@@ -47,7 +42,7 @@ class MemorisationCallback(Callback):
         training = model.training
         model.eval()
         with torch.no_grad():
-            for xb, *_ in self.dl: preds.append(model(xb).argmax(1).cpu())
+            for xb, *_ in self.flipped_dl: preds.append(model(xb).argmax(1).cpu())
         model.train(training)
         return torch.cat(preds)
 
@@ -59,4 +54,4 @@ class MemorisationCallback(Callback):
 
     def after_fit(self):
         if self.metrics_added: self.learn.metrics = [m for m in self.learn.metrics if m not in self.metrics_added]
-        self.metrics_added, self.dl = [], None
+        self.metrics_added, self.flipped_dl = [], None

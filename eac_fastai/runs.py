@@ -34,10 +34,15 @@ def write_atomic(path, text:str):
     check_output_dir(path.parent).mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
     try:
+        os.chmod(tmp, 0o666 & ~_umask())              # as a plain open() would create it (mkstemp makes it private)
         with os.fdopen(fd, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.remove(tmp)
+
+def _umask() -> int:
+    mask = os.umask(0); os.umask(mask)
+    return mask
 
 def _git_sha() -> str|None:
     try: return subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True, timeout=5,

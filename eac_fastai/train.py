@@ -20,7 +20,8 @@ from .runs import CheckpointCallback, check_output_dir, environment, new_run_dir
 from .schedules import fit_with_schedule
 from .settings import Settings, load_settings
 
-__all__ = ['DataSource', 'resolve_data', 'recipe_dataloaders', 'recipe_method', 'recipe_learner', 'run_lr_find', 'train_recipe', 'lr_find_recipe']
+__all__ = ['DataSource', 'resolve_data', 'recipe_dataloaders', 'recipe_method', 'recipe_learner', 'run_lr_find', 'train_recipe', 'lr_find_recipe',
+           'CHECKPOINTS', 'run_recipe', 'run_classes', 'load_run']
 
 @dataclass
 class DataSource:
@@ -132,6 +133,7 @@ def train_recipe(recipe:Recipe, out=None, stem:str='run', settings:Settings|None
     export_learner(learn, run/'export.pkl')
     history = pd.read_csv(run/'history.csv')
     metrics = dict(summarize_history(history), method=recipe.method, tags=recipe.tags, lr=lr, valid_split=recipe.data.valid_split,
+                   classes=list(learn.dls.vocab),
                    n_train=len(learn.dls.train_ds), n_valid=len(learn.dls.valid_ds), train_noise_rate=train_noise_rate(learn.dls))
     write_atomic(run/'metrics.json', json.dumps(metrics, indent=2))
     console.print(f"accuracy: last-5 mean {metrics['last5_mean_accuracy']:.4f} · final {metrics['final_accuracy']:.4f} · "
@@ -142,3 +144,36 @@ def lr_find_recipe(recipe:Recipe, out=None, stem:str='lr-find', settings:Setting
     "Run only the recipe's lr_find into a new run directory; returns it and the chosen learning rate."
     run, learn = _prepare(recipe, out, stem, settings)
     with learn.no_bar(): return run, run_lr_find(learn, recipe, run)
+
+CHECKPOINTS = ('last', 'best')
+
+def run_recipe(run) -> Recipe:
+    "The resolved recipe of run directory `run`; a `UserError` when `run` is not one."
+    from .recipe import load_recipe
+    run = Path(run)
+    if not (run/'recipe.yaml').is_file():
+        raise UserError(f"{run}: not a run directory (no recipe.yaml); give a folder written by eac-fastai train")
+    return load_recipe(run/'recipe.yaml')
+
+def run_classes(run) -> list[str]:
+    "The class order of run `run`'s model: `classes` in its metrics.json, else the `prob_<class>` columns of its predictions."
+    run = Path(run)
+    if (m := run/'metrics.json').is_file() and (classes := json.loads(m.read_text()).get('classes')): return classes
+    for p in sorted(run.glob('preds_*.csv')):
+        if cols := [c.removeprefix('prob_') for c in pd.read_csv(p, nrows=0).columns if c.startswith('prob_')]: return cols
+    raise UserError(f"{run}: no metrics.json or preds_*.csv to read the class order from; the run did not finish")
+
+def load_run(run, checkpoint:str='last', dls=None, settings:Settings|None=None) -> tuple[Recipe, object]:
+    """The recipe and learner of a finished run: the model of `models/<checkpoint>.pth` on `dls` (default: the recipe's data,
+    which must still be where the recipe says), in fp32 on the CPU or the GPU, without loading pretrained weights again."""
+    run = Path(run)
+    recipe = run_recipe(run)
+    if checkpoint not in CHECKPOINTS: raise UserError(f"checkpoint {checkpoint!r}: choose {' or '.join(CHECKPOINTS)}")
+    if not (run/'models'/f'{checkpoint}.pth').is_file(): raise UserError(f"{run}: no models/{checkpoint}.pth; the run did not finish an epoch")
+    recipe = recipe.model_copy(update=dict(model=recipe.model.model_copy(update=dict(weights=None)),
+                                           train=recipe.train.model_copy(update=dict(precision='fp32', device='auto'))))
+    dls = dls or recipe_dataloaders(recipe, settings)
+    learn = recipe_learner(recipe, dls, settings, path=run)
+    try: learn.load(checkpoint, with_opt=False)
+    except RuntimeError as e: raise UserError(f"{run/'models'/(checkpoint+'.pth')}: does not fit the recipe's model ({str(e).splitlines()[0]})") from None
+    return recipe, learn
