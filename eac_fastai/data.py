@@ -152,7 +152,7 @@ def inference_dataloaders(dls) -> DataLoaders:
     stats = ([float(v) for v in norm.mean.flatten()], [float(v) for v in norm.std.flatten()])
     rows = pd.concat([dls.train_ds.items.iloc[:1], dls.valid_ds.items.iloc[:1]]).reset_index(drop=True)
     block = noisy_label_block(dls.vocab, dls.train_ds.x.shape[-1], stats)
-    return block.dataloaders(rows.assign(is_valid=[False, True]), bs=1, device=dls.device).new_empty()
+    return block.dataloaders(rows.assign(is_valid=[False, True]), bs=dls.valid.bs, device=dls.device).new_empty()
 
 def train_noise_rate(dls) -> float|None:
     "Share of the training images whose given label differs from their `clean_label`, when the CSV has one."

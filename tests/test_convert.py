@@ -386,3 +386,40 @@ def test_convert_cli_for_every_dataset(ferplus, affectnet, cifar, tiny, tmp_path
     (fer.parent/'broken.csv').write_text('emotion,pixels\n3,1 2 3\n')
     r = runner.invoke(app, ['convert', 'ferplus', str(fer.parent/'broken.csv'), str(new), '-o', str(tmp_path/'b.csv')])
     assert r.exit_code == 2 and 'broken.csv' in r.output and not (tmp_path/'b.csv').exists()
+
+def _idx(path, arr:np.ndarray):
+    "Write `arr` (uint8) as a gzipped IDX file, MNIST's format."
+    import gzip
+    head = bytes([0, 0, 8, arr.ndim]) + b''.join(d.to_bytes(4, 'big') for d in arr.shape)
+    with gzip.open(path, 'wb') as f: f.write(head + arr.astype(np.uint8).tobytes())
+
+@pytest.fixture
+def fashion(tmp_path):
+    "The four Fashion-MNIST IDX files with 40 train (4 per class) and 10 test images of 28×28."
+    root, rng = tmp_path/'fashion-mnist', np.random.default_rng(0)
+    root.mkdir()
+    for stem, n in (('train', 40), ('t10k', 10)):
+        x, y = rng.integers(0, 256, (n, 28, 28)), np.arange(n) % 10
+        _idx(root/f'{stem}-images-idx3-ubyte.gz', x); _idx(root/f'{stem}-labels-idx1-ubyte.gz', y)
+    return root
+
+def test_convert_fashion_mnist(fashion, tmp_path):
+    out = tmp_path/'fm'/'fmnist.csv'
+    df = C.convert_fashion_mnist(fashion, out, train_subset=20, seed=1)
+    train, test = df[df.split == 'train'], df[df.split == 'test']
+    assert len(train) == 20 and len(test) == 10 and (train.label.value_counts() == 2).all()      # 2 per class
+    x = C.read_idx(fashion/'train-images-idx3-ubyte.gz')
+    i = int(train.image.iloc[0].split('/')[-1][:-4])
+    assert np.array_equal(np.asarray(Image.open(out.parent/train.image.iloc[0])), x[i])         # pixels kept, grayscale PNG
+    assert train.label.iloc[0] == C.FASHION_MNIST_CLASSES[i % 10]
+    assert read_label_csv(out, C.FASHION_MNIST_CLASSES)[1] == list(C.FASHION_MNIST_CLASSES)
+    assert C.convert_fashion_mnist(fashion, out, train_subset=20, seed=1, overwrite=True).equals(df)   # seeded
+
+def test_convert_fashion_mnist_bad_input(fashion, tmp_path):
+    with pytest.raises(UserError, match='multiple of 10'): C.convert_fashion_mnist(fashion, tmp_path/'a.csv', train_subset=15)
+    raw = (fashion/'t10k-labels-idx1-ubyte.gz').read_bytes()
+    (fashion/'t10k-labels-idx1-ubyte.gz').write_bytes(raw[:-3])
+    with pytest.raises(UserError, match='t10k-labels-idx1-ubyte.gz'): C.convert_fashion_mnist(fashion, tmp_path/'b.csv')
+    assert not (tmp_path/'b.csv').exists() and not (tmp_path/'b').exists()                     # nothing half-written
+    r = CliRunner().invoke(app, ['convert', 'fashion-mnist', str(tmp_path/'none'), '-o', str(tmp_path/'c.csv')])
+    assert r.exit_code == 2 and 'dataset-fashion-mnist' in r.output

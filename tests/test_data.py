@@ -1,6 +1,7 @@
 "The noisy-label CSV: checks with file and line numbers, and the DataBlock that reads it."
 import re
-import pandas as pd, pytest
+import numpy as np, pandas as pd, pytest, torch
+from PIL import Image
 from eac_fastai.data import label_dataloaders, read_label_csv
 from eac_fastai.errors import UserError
 
@@ -72,3 +73,37 @@ def test_class_balanced_sampler_draws_every_class_equally(demo_csv):
     assert len(drawn) == len(dls.vocab) and drawn.sum() == 30*len(dls.train_ds)
     assert (drawn - drawn.mean()).abs().max() < 0.25*drawn.mean()         # with replacement, ∝ 1/count: about equal
     assert [int(y) for _, yb in dls.valid for y in yb] == [dls.vocab.o2i[l] for l in dls.valid_ds.items.label]   # validation unchanged
+
+def test_cached_batches_equal_the_datablock_pipeline(demo_csv):
+    from eac_fastai.data import CachedImages
+    plain = label_dataloaders(demo_csv, img_size=24, bs=8, device='cpu')
+    cached = label_dataloaders(demo_csv, img_size=24, bs=8, device='cpu', cache=True)
+    assert isinstance(cached.train_ds, CachedImages) and list(cached.vocab) == list(plain.vocab)
+    assert cached.train_ds.items.label.tolist() == plain.train_ds.items.label.tolist()
+    for a, b in zip(plain.valid, cached.valid):                      # same order, same tensors, same labels
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert len(cached.train) == len(plain.train)
+    weighted = label_dataloaders(demo_csv, img_size=24, bs=8, device='cpu', cache=True, balanced=True)
+    assert type(weighted.train).__name__ == 'WeightedDL'
+
+def test_exported_pipeline_reads_paths_like_training(demo_csv):
+    from eac_fastai.data import inference_dataloaders
+    cached = label_dataloaders(demo_csv, img_size=24, bs=8, device='cpu', cache=True)
+    paths = cached.valid_ds.items.path[:3].tolist()
+    batch = inference_dataloaders(cached).test_dl(paths).one_batch()[0]
+    assert torch.equal(batch, cached.valid.one_batch()[0][:3])
+
+def test_load_rgb_converts_every_mode(tmp_path):
+    from eac_fastai.data import load_rgb
+    gray = np.arange(64, dtype=np.uint8).reshape(8, 8)*4
+    rgb = np.repeat(gray[..., None], 3, 2)
+    Image.fromarray(gray).save(tmp_path/'l.png')
+    Image.fromarray(gray.astype(np.uint16)*257).save(tmp_path/'i16.png')             # 16-bit: scaled back to 8 bits
+    Image.fromarray(np.dstack([rgb, np.full((8, 8), 255, np.uint8)])).save(tmp_path/'rgba.png')
+    Image.fromarray(rgb).convert('P').save(tmp_path/'p.png')
+    assert Image.open(tmp_path/'i16.png').mode.startswith('I')
+    for name in ('l', 'i16', 'rgba'):
+        im = load_rgb(tmp_path/f'{name}.png')
+        assert im.mode == 'RGB' and np.array_equal(np.asarray(im), rgb), name
+    assert load_rgb(tmp_path/'p.png').mode == 'RGB'
+    assert load_rgb(dict(path=tmp_path/'l.png')).mode == 'RGB' and load_rgb(Image.open(tmp_path/'rgba.png')).mode == 'RGB'

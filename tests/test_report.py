@@ -1,0 +1,103 @@
+"report, label-issues and predict on a finished demo run, through the CLI; the report rendered in headless Chromium."
+import os, re, shutil, subprocess
+from pathlib import Path
+import numpy as np, pandas as pd, pytest
+from PIL import Image
+from typer.testing import CliRunner
+from eac_fastai.cli import app
+
+TINY = "method: eac\nseed: 0\ndata: {demo: {n_train: 6, n_valid: 3, n_test: 2, size: 32}, img_size: 32, bs: 16, cache: true}\ntrain: {epochs: 2, lr: 1.0e-3, device: cpu}\n"
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+    "A finished 2-epoch EAC run on demo data, with settings.ini pointing at its folder (for the whole module)."
+    tmp = tmp_path_factory.mktemp('report')
+    (tmp/'settings.ini').write_text("[eac_fastai]\ndata = data\nweights = weights\nruns = runs\n")
+    (tmp/'tiny.yaml').write_text(TINY)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('EAC_FASTAI_SETTINGS', str(tmp/'settings.ini'))
+        r = CliRunner().invoke(app, ['train', str(tmp/'tiny.yaml')])
+        assert r.exit_code == 0, r.output
+        (run,) = (tmp/'runs').iterdir()
+        yield run
+
+def _chromium():
+    exe = shutil.which('chromium') or shutil.which('chromium-browser')
+    if exe is None:
+        if os.environ.get('CI'): pytest.fail("chromium is not installed: README's test command installs it (apt-get install chromium)")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    return exe
+
+CHECK = ("<script>addEventListener('load', () => document.body.setAttribute('data-loaded', "
+         "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length + '/' + document.images.length))</script>")
+
+def test_report_renders_with_all_images_in_chromium(run, tmp_path):
+    r = CliRunner().invoke(app, ['report', str(run)])
+    assert r.exit_code == 0, r.output
+    page = (run/'report.html').read_text()
+    for section in ('Training curves', 'Confusion matrix', 'Attention maps', 't-SNE', 'Label issues', 'Recipe', 'memorisation'):
+        assert section in page, section
+    assert 'src="http' not in page and '<link' not in page                              # self-contained
+    probe = tmp_path/'probe.html'
+    probe.write_text(page.replace('</body>', CHECK + '</body>'))
+    out = subprocess.run([_chromium(), '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+                          '--disable-background-networking', '--disable-component-update', '--disable-sync',
+                          f'--user-data-dir={tmp_path/"profile"}', '--virtual-time-budget=10000', '--dump-dom', probe.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    loaded = re.search(r'data-loaded="(\d+)/(\d+)"', out.stdout)
+    assert loaded, out.stderr[-2000:]
+    assert int(loaded[1]) == int(loaded[2]) == 4          # curves, confusion, attention, t-SNE: every figure decoded
+    r = CliRunner().invoke(app, ['report', str(run)])
+    assert r.exit_code == 2 and 'already exists' in r.output                              # nothing overwritten
+
+def test_label_issues_csv(run):
+    r = CliRunner().invoke(app, ['label-issues', str(run)])
+    assert r.exit_code == 0, r.output
+    assert re.search(r'precision \d\.\d{3} \(\d+/\d+\), recall \d\.\d{3} \(\d+/\d+ flipped labels\)', r.output)
+    f = pd.read_csv(run/'label_issues.csv')
+    assert list(f.columns) == ['image', 'is_label_issue', 'label_quality', 'given_label', 'predicted_label', 'clean_label', 'is_noisy']
+    assert len(f) == 42 and f.is_noisy.sum() == (f.given_label != f.clean_label).sum() > 0    # every training image
+    issues = f[f.is_label_issue]
+    assert issues.label_quality.is_monotonic_increasing and (f.index[f.is_label_issue] < len(issues)).all()
+    r = CliRunner().invoke(app, ['label-issues', str(run), '--by', 'nope', '-o', str(run/'x.csv')])
+    assert r.exit_code == 2 and 'confident' in r.output
+
+def test_predict_run_dir_and_export_agree_on_any_image_mode(run, tmp_path):
+    src = sorted(run.parent.parent.glob('data/demo-*/images/test/*.png'))[:3]
+    folder = tmp_path/'imgs'; (folder/'sub').mkdir(parents=True)
+    rgb = np.asarray(Image.open(src[0]).convert('RGB'))
+    Image.fromarray(rgb).save(folder/'a_rgb.png')
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])).save(folder/'b_rgba.png')  # opaque alpha: same image
+    Image.open(src[1]).convert('L').save(folder/'sub'/'c_gray.png')
+    Image.fromarray(np.asarray(Image.open(src[2]).convert('L')).astype(np.uint16)*257).save(folder/'d_16bit.png')
+    r = CliRunner().invoke(app, ['predict', str(run), str(folder), '-o', str(tmp_path/'p.csv')])
+    assert r.exit_code == 0, r.output
+    p = pd.read_csv(tmp_path/'p.csv')
+    assert [Path(i).name for i in p.image] == ['a_rgb.png', 'b_rgba.png', 'd_16bit.png', 'c_gray.png'] or len(p) == 4
+    probs = p.filter(like='prob_')
+    assert probs.shape[1] == 7 and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert np.allclose(probs.iloc[0], probs.iloc[1], atol=1e-6)                                # RGBA read as its RGB
+    assert (p.pred == probs.idxmax(1).str.removeprefix('prob_')).all()
+    r = CliRunner().invoke(app, ['predict', str(run/'export.pkl'), str(folder), '-o', str(tmp_path/'e.csv')])
+    assert r.exit_code == 0, r.output
+    e = pd.read_csv(tmp_path/'e.csv')
+    assert np.allclose(e.filter(like='prob_'), probs, atol=1e-5)                              # the export predicts the same
+    r = CliRunner().invoke(app, ['predict', str(run), str(folder), '-o', str(tmp_path/'p.csv')])
+    assert r.exit_code == 2 and 'already exists' in r.output
+    (folder/'broken.png').write_bytes(b'not a png')
+    r = CliRunner().invoke(app, ['predict', str(run), str(folder)])
+    assert r.exit_code == 2 and 'broken.png' in r.output
+
+def test_exported_learner_has_no_training_callbacks(run):
+    from fastai.learner import load_learner
+    from eac_fastai.callbacks import AugmentCallback
+    learn = load_learner(run/'export.pkl')
+    assert not [cb for cb in learn.cbs if isinstance(cb, AugmentCallback)]
+    img = sorted(run.parent.parent.glob('data/demo-*/images/test/*.png'))[0]
+    label, _, probs = learn.predict(str(img))                                                  # a path, as in fastai
+    assert label in learn.dls.vocab and float(probs.sum()) == pytest.approx(1, abs=1e-5)
+
+def test_bad_run_folder_exit_2(tmp_path):
+    for args in (['report', str(tmp_path)], ['label-issues', str(tmp_path)], ['predict', str(tmp_path/'none'), str(tmp_path)]):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 2, (args, r.output)
