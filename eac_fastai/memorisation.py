@@ -2,14 +2,26 @@
 
 Among the training images whose given label differs from their `clean_label`, the share the model predicts as the
 given (wrong) label, `flipped_as_given`, and as the clean label, `flipped_as_clean`: the images as the model sees them
-at test time (no augmentation, eval mode), after each epoch's validation."""
+at test time (no augmentation, eval mode), after each epoch's validation. Measuring leaves every random number
+generator as it found it, so a run trains exactly as it would without it (tested)."""
+import random
+from contextlib import contextmanager
 import numpy as np, pandas as pd, torch
 from fastai.callback.core import Callback
 from fastai.learner import Recorder, ValueMetric
 from .analysis import training_dl
 from .data import CLEAN
 
-__all__ = ['flipped_rows', 'MemorisationCallback']
+__all__ = ['flipped_rows', 'rng_preserved', 'MemorisationCallback']
+
+@contextmanager
+def rng_preserved():
+    "Restore the states of Python's, NumPy's and torch's (CPU and CUDA) random number generators on exit."
+    state = random.getstate(), np.random.get_state(), torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try: yield
+    finally:
+        random.setstate(state[0]); np.random.set_state(state[1]); torch.set_rng_state(state[2])
+        if state[3] is not None: torch.cuda.set_rng_state_all(state[3])
 
 def flipped_rows(items) -> np.ndarray:
     "Positions of the rows of a label frame whose `label` differs from a non-empty `clean_label` (empty without that column)."
@@ -31,7 +43,7 @@ class MemorisationCallback(Callback):
         vocab = {c: i for i, c in enumerate(self.dls.vocab)}
         self.given = torch.tensor(items.label.iloc[rows].map(vocab).to_numpy(dtype='int64'))
         self.clean = torch.tensor(items[CLEAN].iloc[rows].map(vocab).to_numpy(dtype='int64'))
-        self.flipped_dl = training_dl(self.dls, rows, self.bs)
+        with rng_preserved(): self.flipped_dl = training_dl(self.dls, rows, self.bs)   # a new DataLoader draws a seed
         self.values = dict.fromkeys(('flipped_as_given', 'flipped_as_clean'))
         self.metrics_added = [ValueMetric(lambda k=k: self.values[k], k) for k in self.values]
         self.learn.metrics = [*self.learn.metrics, *self.metrics_added]
@@ -41,7 +53,7 @@ class MemorisationCallback(Callback):
         model, preds = self.learn.model, []
         training = model.training
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), rng_preserved():           # iterating draws a base seed from torch's generator
             for xb, *_ in self.flipped_dl: preds.append(model(xb).argmax(1).cpu())
         model.train(training)
         return torch.cat(preds)

@@ -57,3 +57,15 @@ def test_memorisation_logged_per_epoch_from_the_final_model(dls):
 def test_flipped_rows_without_clean_labels():
     assert len(flipped_rows(pd.DataFrame(dict(label=['a'])))) == 0
     assert flipped_rows(pd.DataFrame(dict(label=['a', 'b', 'c'], clean_label=['a', 'a', '']))).tolist() == [1]
+
+def test_memorisation_does_not_change_training(demo_csv):
+    "Measuring memorisation leaves the random streams alone: the same seed trains the same weights with and without it."
+    from fastai.torch_core import set_seed
+    from eac_fastai.data import label_dataloaders
+    weights = []
+    for cbs in ([], [MemorisationCallback()]):
+        set_seed(0, reproducible=True)
+        learn = eac_learner(label_dataloaders(demo_csv, img_size=32, bs=16, device='cpu'), 'resnet18', method='eac', lam=1.)
+        learn.fit(2, 1e-3, cbs=cbs)
+        weights.append(torch.cat([p.detach().flatten() for p in learn.model.parameters()]))
+    assert torch.equal(*weights)

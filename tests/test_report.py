@@ -101,3 +101,20 @@ def test_bad_run_folder_exit_2(tmp_path):
     for args in (['report', str(tmp_path)], ['label-issues', str(tmp_path)], ['predict', str(tmp_path/'none'), str(tmp_path)]):
         r = CliRunner().invoke(app, args)
         assert r.exit_code == 2, (args, r.output)
+
+def test_sweep_report_plots_the_ablation(tmp_path):
+    "A sweep folder's report: last-5 accuracy against each swept value, one line per cell (supplementary Fig. 2 and 3)."
+    folder = tmp_path/'sweep'; folder.mkdir()
+    rows = [dict(cell=f'm.yaml#noise{n}', **{'eac.lam': lam, 'augment.erase.ratio': '[0.3, 3.3]'}, run=f'r{n}{lam}',
+                 last5_mean_accuracy=0.5 + lam/100, final_accuracy=0.5, best_accuracy=0.6, best_epoch=3, epochs=5)
+            for n in (10, 30) for lam in (1, 3, 5)]
+    pd.DataFrame(rows).to_csv(folder/'sweep.csv', index=False)
+    r = CliRunner().invoke(app, ['report', str(folder), '-o', str(tmp_path/'s.html')])
+    assert r.exit_code == 0, r.output
+    page = (tmp_path/'s.html').read_text()
+    assert page.count('<img') == 1 and 'Ablation' in page and page.count('<tr>') == 1 + len(rows)
+    from eac_fastai.figures import ablation_figure
+    fig = ablation_figure(pd.DataFrame(rows))
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == 'eac.lam' and len(ax.lines) == 2                                 # one line per noise level
+    assert list(ax.lines[0].get_xdata()) == [1, 3, 5] and ax.lines[0].get_ydata()[-1] == pytest.approx(55)
