@@ -8,6 +8,7 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastai.optimizer import OptimWrapper, Adam, SGD
 from fastai.vision.learner import vision_learner
+from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.hook import dummy_eval
 from fastcore.basics import first
 from .archs import ARCHS
@@ -67,10 +68,10 @@ def eac_learner(dls,
     return learn
 
 def export_learner(learn, path) -> Path:
-    """`learn.export` to `path` (atomically) without its training callbacks, with a DataBlock pipeline that takes image paths:
-    `load_learner(path).predict('face.jpg')` preprocesses as in training."""
+    """`learn.export` to `path` (atomically) without its training callbacks (method, mixed precision), with a DataBlock pipeline
+    that takes image paths: `load_learner(path).predict('face.jpg')` preprocesses as in training, on any device."""
     path = Path(path)
-    training = [cb for cb in learn.cbs if isinstance(cb, AugmentCallback)]
+    training = [cb for cb in learn.cbs if isinstance(cb, (AugmentCallback, MixedPrecision))]
     dls, tmp = learn.dls, Path(tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')[1])
     learn.remove_cbs(training)
     try:

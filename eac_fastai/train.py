@@ -130,12 +130,12 @@ def train_recipe(recipe:Recipe, out=None, stem:str='run', settings:Settings|None
         fit_with_schedule(learn, t.schedule, t.epochs, lr, t.gamma, t.pct_start, cbs=cbs)
         save_predictions(learn, run/f'preds_{recipe.data.valid_split}.csv')
     if recipe.method == 'scn': write_atomic(run/'scn_labels.csv', learn.scn.label_frame().to_csv(index=False))
-    export_learner(learn, run/'export.pkl')
     history = pd.read_csv(run/'history.csv')
     metrics = dict(summarize_history(history), method=recipe.method, tags=recipe.tags, lr=lr, valid_split=recipe.data.valid_split,
                    classes=list(learn.dls.vocab),
                    n_train=len(learn.dls.train_ds), n_valid=len(learn.dls.valid_ds), train_noise_rate=train_noise_rate(learn.dls))
     write_atomic(run/'metrics.json', json.dumps(metrics, indent=2))
+    export_learner(learn, run/'export.pkl')
     console.print(f"accuracy: last-5 mean {metrics['last5_mean_accuracy']:.4f} · final {metrics['final_accuracy']:.4f} · "
                   f"best {metrics['best_accuracy']:.4f} (epoch {metrics['best_epoch']}) → {run/'metrics.json'}", soft_wrap=True)
     return run
