@@ -133,8 +133,7 @@ def report(path: Annotated[Path, typer.Argument(help="a run folder (eac-fastai t
            overwrite: Annotated[bool, typer.Option(help="replace an existing report")] = False):
     "One self-contained HTML page: metrics, curves with memorisation, confusion matrix, attention maps, t-SNE, label issues, recipe."
     from .report import write_report
-    kw = {} if (path/'sweep.csv').is_file() else dict(checkpoint=checkpoint)
-    console.print(f"report → {write_report(path, output, overwrite, **kw)}", highlight=False)
+    console.print(f"report → {write_report(path, output, overwrite, checkpoint=checkpoint)}", highlight=False)
 
 @app.command('label-issues')
 @user_errors

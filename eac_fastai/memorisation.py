@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import numpy as np, pandas as pd, torch
 from fastai.callback.core import Callback
 from fastai.learner import Recorder, ValueMetric
-from .analysis import training_dl
+from .analysis import outputs, training_dl
 from .data import CLEAN
 
 __all__ = ['flipped_rows', 'rng_preserved', 'MemorisationCallback']
@@ -50,13 +50,7 @@ class MemorisationCallback(Callback):
 
     def predict(self) -> torch.Tensor:
         "The class the model predicts for each training image with a flipped label."
-        model, preds = self.learn.model, []
-        training = model.training
-        model.eval()
-        with torch.no_grad(), rng_preserved():           # iterating draws a base seed from torch's generator
-            for xb, *_ in self.flipped_dl: preds.append(model(xb).argmax(1).cpu())
-        model.train(training)
-        return torch.cat(preds)
+        with rng_preserved(): return outputs(self.learn.model, self.flipped_dl)[0].argmax(1)   # iterating draws a base seed
 
     def after_validate(self):
         if not self.metrics_added or self.learn.lock.locked(): return

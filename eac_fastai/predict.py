@@ -36,9 +36,9 @@ def inference_learner(source, files, checkpoint:str='last', bs:int=64):
         try: return load_learner(source, cpu=not torch.cuda.is_available())
         except Exception as e: raise UserError(f"{source}: not a learner exported by fastai ({type(e).__name__}: {e})") from None
     if not source.is_dir(): raise UserError(f"{source}: no such run directory or export file")
-    r = run_recipe(source)
-    block = noisy_label_block(run_classes(source), r.data.img_size, (list(r.data.mean), list(r.data.std)))
-    frame = pd.DataFrame(dict(path=[str(f) for f in files[:1]]*2, label=run_classes(source)[0], is_valid=[False, True]))
+    r, classes = run_recipe(source), run_classes(source)
+    block = noisy_label_block(classes, r.data.img_size, (list(r.data.mean), list(r.data.std)))
+    frame = pd.DataFrame(dict(path=[str(f) for f in files[:1]]*2, label=classes[0], is_valid=[False, True]))
     dls = block.dataloaders(frame, bs=bs, device='cuda' if torch.cuda.is_available() else 'cpu')
     return load_run(source, checkpoint, dls=dls)[1]
 

@@ -101,14 +101,15 @@ def sweep_report(folder) -> str:
     return _page(f"{folder.name}", [('Ablation', _img(ablation_figure(sweep), 'ablation curves')),
                                     ('Runs', _table(sweep, left=('cell', 'run')))])
 
-def write_report(path, out=None, overwrite:bool=False, **kwargs) -> Path:
-    "Write the report of a run or sweep folder `path` to `out` (default: `path/report.html`); an existing file only with `overwrite`."
+def write_report(path, out=None, overwrite:bool=False, checkpoint:str='last', **kwargs) -> Path:
+    """Write the report of a run or sweep folder `path` to `out` (default: `path/report.html`); an existing file only with
+    `overwrite`. `checkpoint` and `kwargs` go to `run_report` (a sweep's page has no model)."""
     path = Path(path)
     if not path.is_dir(): raise UserError(f"{path}: no such run or sweep folder")
     out = Path(out) if out else path/'report.html'
     if out.exists() and not overwrite: raise UserError(f"{out}: already exists; pass --overwrite or choose another -o")
     if (path/'sweep.csv').is_file(): page = sweep_report(path)
-    elif (path/'recipe.yaml').is_file(): page = run_report(path, **kwargs)
+    elif (path/'recipe.yaml').is_file(): page = run_report(path, checkpoint, **kwargs)
     else: raise UserError(f"{path}: neither a run folder (recipe.yaml) nor a sweep folder (sweep.csv)")
     write_atomic(out, page)
     return out
