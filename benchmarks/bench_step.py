@@ -2,15 +2,20 @@
 
 Every figure is measured in this one process on the same model, batch and data, the variants alternating
 (A B C D, A B C D, ...), and reported as medians and ratios; nothing is compared across runs or machines.
+After the timing, each variant's peak memory during its steps is measured above what it held before them
+(CUDA: `max_memory_allocated`; CPU: the allocations and frees the torch profiler records, in time order).
 
-    python benchmarks/bench_step.py                      # ResNet-18, 112 px, batch 32, 1 thread
+    python benchmarks/bench_step.py                      # ResNet-18, 112 px, batch 32, 1 thread, CPU
     python benchmarks/bench_step.py --size 224 --threads 2 --json bench.json
+    python benchmarks/bench_step.py --device cuda --size 224 --bs 64 --steps 20   # adds the mixed-precision variants
 
 Variants (one optimizer step each; the data is already in memory, so only the step is timed):
 - `fastai_ce`:   eac-fastai's learner, method baseline (CE + the same batch augmentation: noise, erasing)
 - `fastai_bare`: the same without augmentation (fastai's overhead over `plain_ce`)
 - `fastai_eac`:  eac-fastai's learner, method eac (two forward calls, einsum CAM, torch.flip)
 - `fastai_eac1`: the same with `one_forward=True` (one call over both views, BatchNorm per view)
+- `fastai_eac_cl`: `fastai_eac` in channels_last memory format (fastai's `ChannelsLast`; `train.channels_last`)
+- `fastai_eac_bf16`, `fastai_eac_fp16`: `fastai_eac` in mixed precision (fastai's `MixedPrecision`), CUDA only
 - `official`:    plain PyTorch written as the official EAC step (EAC_SPEC §7): two forwards, the CAM as a broadcast
                  product N×K×C×H×W summed over C, the flip by `grid_sample`, torch Adam; its augmentation runs in the
                  official DataLoader workers, so it is not in this step, while eac-fastai's batch augmentation is
@@ -20,27 +25,50 @@ import argparse, json, statistics, time
 from pathlib import Path
 import torch, torch.nn.functional as F
 from torch import nn
+from torch.profiler import ProfilerActivity, profile
 import torchvision
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders, TfmdDL
 from eac_fastai.learner import eac_learner
+
+def clock(device) -> tuple[float, float]:
+    "(wall, CPU) seconds now, after waiting for `device`'s queued work."
+    if device.type == 'cuda': torch.cuda.synchronize(device)
+    return time.perf_counter(), time.process_time()
+
+def since(t0, device) -> tuple[float, float]:
+    t = clock(device); return t[0] - t0[0], t[1] - t0[1]
 
 class StepTimer(Callback):
     "Wall and CPU time of every training batch, from before_batch to after_batch (callbacks, forward, backward, step)."
     order = -1000
     def before_fit(self): self.times = []
     def before_batch(self):
-        if self.training: self.t0 = (time.perf_counter(), time.process_time())
+        if self.training: self.t0 = clock(self.dls.device)
     def after_batch(self):
-        if self.training: self.times.append((time.perf_counter() - self.t0[0], time.process_time() - self.t0[1]))
+        if self.training: self.times.append(since(self.t0, self.dls.device))
 StepTimer.after_batch.order = 1000
 
-def fastai_variant(method, x, y, bs, steps, **kwargs):
+def peak_memory(run, device) -> int:
+    "Peak bytes allocated while `run()` runs, above what was allocated when it started."
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device); torch.cuda.reset_peak_memory_stats(device); base = torch.cuda.memory_allocated(device)
+        run(); torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof: run()
+    now = top = 0                                      # allocations are booked on the op that makes them, frees as [memory] events
+    for e in sorted(prof.events(), key=lambda e: e.time_range.start):
+        now += e.self_cpu_memory_usage; top = max(top, now)
+    return top
+
+def fastai_variant(method, x, y, bs, steps, channels_last=False, precision='fp32', **kwargs):
     "A function running `steps` training batches of eac-fastai's learner with `method`; returns their (wall, cpu) times."
     items = [(x[i % len(x)], y[i % len(y)]) for i in range(bs*steps)]
-    dls = DataLoaders(TfmdDL(items, bs=bs, shuffle=False, after_batch=[]), TfmdDL(items[:bs], bs=bs, after_batch=[]))
+    dls = DataLoaders(TfmdDL(items, bs=bs, shuffle=False, after_batch=[]), TfmdDL(items[:bs], bs=bs, after_batch=[]), device=x.device)
     timer = StepTimer()
-    learn = eac_learner(dls, 'resnet18', method=method, n_out=7, metrics=[], cbs=[timer], **kwargs)
+    learn = eac_learner(dls, 'resnet18', method=method, n_out=7, metrics=[], cbs=[timer], **kwargs)          # fit moves the model to dls.device
+    if channels_last: learn.to_channelslast(use_amp=False)
+    if precision != 'fp32': learn.to_fp16() if precision == 'fp16' else learn.to_bf16()
     def run():
         with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-4)
         return timer.times
@@ -58,7 +86,7 @@ def flip_grid(h, w):
 
 def official_variant(x, y, bs, steps, lam=5.):
     "The official EAC step pattern in plain PyTorch; returns a function timing `steps` steps."
-    model = official_model()
+    model = official_model().to(x.device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-4)
     x2 = x.flip(-1)
     def forward(v):
@@ -71,30 +99,30 @@ def official_variant(x, y, bs, steps, lam=5.):
         times = []
         model.train()
         for i in range(steps):
-            t = (time.perf_counter(), time.process_time())
+            t = clock(x.device)
             xb, xf, yb = x[:bs], x2[:bs], y[:bs]
             l1, m1 = forward(xb)
             _, m2 = forward(xf)
-            grid = flip_grid(*m2.shape[-2:]).expand(len(m2), -1, -1, -1)
+            grid = flip_grid(*m2.shape[-2:]).to(x.device).expand(len(m2), -1, -1, -1)
             m2 = F.grid_sample(m2, grid, mode='bilinear', padding_mode='border', align_corners=True)
             loss = F.cross_entropy(l1, yb) + lam*F.mse_loss(m1, m2)
             opt.zero_grad(); loss.backward(); opt.step()
-            times.append((time.perf_counter() - t[0], time.process_time() - t[1]))
+            times.append(since(t, x.device))
         return times
     return run
 
 def plain_ce_variant(x, y, bs, steps):
     "A plain PyTorch CE step with the same model and optimizer."
-    model = official_model()
+    model = official_model().to(x.device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-4)
     def run():
         times = []
         model.train()
         for i in range(steps):
-            t = (time.perf_counter(), time.process_time())
+            t = clock(x.device)
             loss = F.cross_entropy(model['fc'](model['features'](x[:bs]).mean((2, 3))), y[:bs])
             opt.zero_grad(); loss.backward(); opt.step()
-            times.append((time.perf_counter() - t[0], time.process_time() - t[1]))
+            times.append(since(t, x.device))
         return times
     return run
 
@@ -107,33 +135,45 @@ def main():
     p.add_argument('--size', type=int, default=112); p.add_argument('--bs', type=int, default=32)
     p.add_argument('--steps', type=int, default=4, help='timed steps per repeat (after one warm-up step)')
     p.add_argument('--repeats', type=int, default=3); p.add_argument('--threads', type=int, default=1)
+    p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     p.add_argument('--json', type=Path, default=None)
     a = p.parse_args()
     torch.set_num_threads(a.threads); torch.manual_seed(0)
-    x, y = torch.randn(a.bs, 3, a.size, a.size), torch.randint(0, 7, (a.bs,))
-    variants = dict(fastai_ce=fastai_variant('baseline', x, y, a.bs, a.steps + 1),
-                    fastai_bare=fastai_variant('baseline', x, y, a.bs, a.steps + 1, erase=None, basic=None),
-                    fastai_eac=fastai_variant('eac', x, y, a.bs, a.steps + 1),
-                    fastai_eac1=fastai_variant('eac', x, y, a.bs, a.steps + 1, one_forward=True),
-                    official=official_variant(x, y, a.bs, a.steps + 1), plain_ce=plain_ce_variant(x, y, a.bs, a.steps + 1))
+    device = torch.device(a.device)
+    x, y = torch.randn(a.bs, 3, a.size, a.size, device=device), torch.randint(0, 7, (a.bs,), device=device)
+    n = a.steps + 1
+    variants = dict(fastai_ce=fastai_variant('baseline', x, y, a.bs, n),
+                    fastai_bare=fastai_variant('baseline', x, y, a.bs, n, erase=None, basic=None),
+                    fastai_eac=fastai_variant('eac', x, y, a.bs, n),
+                    fastai_eac1=fastai_variant('eac', x, y, a.bs, n, one_forward=True),
+                    fastai_eac_cl=fastai_variant('eac', x, y, a.bs, n, channels_last=True),
+                    official=official_variant(x, y, a.bs, n), plain_ce=plain_ce_variant(x, y, a.bs, n))
+    if device.type == 'cuda':
+        variants.update(fastai_eac_bf16=fastai_variant('eac', x, y, a.bs, n, precision='bf16'),
+                        fastai_eac_fp16=fastai_variant('eac', x, y, a.bs, n, precision='fp16'))
     times = {k: [] for k in variants}
     for _ in range(a.repeats):
         for k, run in variants.items(): times[k] += run()[1:]              # alternating; the first step of each is warm-up
     med = {k: dict(wall=statistics.median(t for t, _ in v), cpu=statistics.median(c for _, c in v)) for k, v in times.items()}
-    ratios = {'EAC ÷ CE (eac-fastai)': med['fastai_eac']['wall']/med['fastai_ce']['wall'],
-              'EAC eac-fastai ÷ official pattern': med['fastai_eac']['wall']/med['official']['wall'],
-              'EAC one forward ÷ two forward calls': med['fastai_eac1']['wall']/med['fastai_eac']['wall'],
-              'official EAC ÷ plain CE': med['official']['wall']/med['plain_ce']['wall'],
-              'CE step eac-fastai ÷ plain PyTorch (no aug)': med['fastai_bare']['wall']/med['plain_ce']['wall']}
+    peak = {k: peak_memory(run, device) for k, run in variants.items()}
+    wall = {k: m['wall'] for k, m in med.items()}
+    ratios = {'EAC ÷ CE (eac-fastai)': wall['fastai_eac']/wall['fastai_ce'],
+              'EAC eac-fastai ÷ official pattern': wall['fastai_eac']/wall['official'],
+              'EAC one forward ÷ two forward calls': wall['fastai_eac1']/wall['fastai_eac'],
+              'EAC channels_last ÷ contiguous': wall['fastai_eac_cl']/wall['fastai_eac'],
+              **{f'EAC {pr} ÷ fp32': wall[f'fastai_eac_{pr}']/wall['fastai_eac'] for pr in ('bf16', 'fp16') if f'fastai_eac_{pr}' in wall},
+              'official EAC ÷ plain CE': wall['official']/wall['plain_ce'],
+              'CE step eac-fastai ÷ plain PyTorch (no aug)': wall['fastai_bare']/wall['plain_ce'],
+              'peak memory: EAC eac-fastai ÷ official pattern': peak['fastai_eac']/peak['official']}
     h = w = (a.size + 31)//32
     mem = cam_bytes(a.bs, 7, 512, h, w)
-    print(f"ResNet-18, {a.size} px, batch {a.bs}, {a.threads} thread(s), {a.repeats}×{a.steps} timed steps per variant; "
+    print(f"ResNet-18, {a.size} px, batch {a.bs}, {a.device}, {a.threads} thread(s), {a.repeats}×{a.steps} timed steps per variant; "
           f"torch {torch.__version__}")
-    print(f"{'variant':<12} {'wall s/step':>12} {'cpu s/step':>11}")
-    for k, m in med.items(): print(f"{k:<12} {m['wall']:>12.3f} {m['cpu']:>11.3f}")
-    for k, r in ratios.items(): print(f"{k:<36} {r:6.2f}")
+    print(f"{'variant':<16} {'wall s/step':>12} {'cpu s/step':>11} {'peak MiB':>9}")
+    for k, m in med.items(): print(f"{k:<16} {m['wall']:>12.4f} {m['cpu']:>11.3f} {peak[k]/2**20:>9.0f}")
+    for k, r in ratios.items(): print(f"{k:<48} {r:6.2f}")
     print(f"CAM intermediate per view (computed): official {mem['official']/2**20:.1f} MiB, eac-fastai {mem['eac_fastai']/2**20:.3f} MiB")
-    if a.json: a.json.write_text(json.dumps(dict(args=vars(a) | dict(json=str(a.json)), median=med, ratios=ratios, cam_bytes=mem,
-                                                   torch=torch.__version__, samples={k: v for k, v in times.items()}), indent=2))
+    if a.json: a.json.write_text(json.dumps(dict(args=vars(a) | dict(json=str(a.json)), median=med, peak_bytes=peak, ratios=ratios,
+                                                   cam_bytes=mem, torch=torch.__version__, samples=times), indent=2))
 
 if __name__ == '__main__': main()

@@ -80,6 +80,10 @@ class MethodCallback(AugmentCallback):
         return (sums[i]/self.n_seen).item() if torch.is_tensor(sums) and self.n_seen else None
 
     def cleanup(self): "Undo `setup`."
+    def method_state(self) -> dict:
+        "What the method carries from epoch to epoch besides the model (kept in `models/resume.pth`)."
+        return {}
+    def load_method_state(self, state:dict): "Take back what `method_state` returned."
     def _detach(self):
         "Undo `setup` and remove the logging metrics from the learner."
         self.cleanup()

@@ -1,4 +1,4 @@
-"The `eac-fastai` command line: train, validate, lr-find, sweep, table, report, label-issues, predict, make-noise, make-demo, convert."
+"The `eac-fastai` command line: train (and --resume), validate, check-data, lr-find, sweep, table, report, label-issues, predict, make-noise, make-demo, convert."
 import warnings
 from enum import Enum
 from functools import wraps
@@ -40,10 +40,16 @@ OutOpt = Annotated[Optional[Path], typer.Option('--out', help="parent of the run
 
 @app.command()
 @user_errors
-def train(recipe: RecipeArg, overrides: Overrides = None, out: OutOpt = None):
+def train(recipe: Annotated[Optional[str], typer.Argument(help="recipe YAML file, or FILE#cell of a matrix recipe")] = None,
+          overrides: Overrides = None, out: OutOpt = None,
+          resume: Annotated[Optional[Path], typer.Option('--resume', help="continue this interrupted run folder after its last finished epoch")] = None):
     "Train a recipe; writes a new run directory (recipe, env, history, checkpoints, predictions, metrics.json)."
     from .recipe import load_recipe, ref_stem
-    from .train import train_recipe
+    from .train import resume_run, train_recipe
+    if resume is not None:
+        if recipe or overrides or out: raise UserError(f"--resume {resume} continues that run with its own recipe.yaml; give no recipe, overrides or --out")
+        return resume_run(resume, console=console)
+    if recipe is None: raise UserError("give a recipe (eac-fastai train RECIPE.yaml) or an interrupted run (eac-fastai train --resume RUN)")
     train_recipe(load_recipe(recipe, overrides), out, stem=ref_stem(recipe), console=console)
 
 @app.command()
@@ -67,6 +73,30 @@ def validate(recipe: RecipeArg, overrides: Overrides = None):
                       str(r.data.bs), str(r.train.lr), str(r.train.epochs))
     console.print(table)
     console.print(f"[green]ok:[/] {len(recipes)} recipes in {recipe}", highlight=False)
+
+@app.command('check-data')
+@user_errors
+def check_data(recipe: RecipeArg, overrides: Overrides = None):
+    "Check a recipe's dataset and list every problem at once (CSV rows, splits, classes, each image decoded); exit code 2 if any."
+    from rich.table import Table
+    from .data import check_dataset
+    from .recipe import load_recipe
+    from .settings import load_settings
+    from .train import resolve_data
+    r = load_recipe(recipe, overrides)
+    src = resolve_data(r, load_settings())
+    counts, problems = check_dataset(src.csv, src.root, r.data.classes, r.data.valid_split)
+    table = Table(title=f"{src.csv} (images under {src.root})")
+    table.add_column('class')
+    for split in counts.columns: table.add_column(split, justify='right')
+    for label, row in counts.iterrows(): table.add_row(str(label), *map(str, row))
+    table.add_row('[bold]total', *(f"[bold]{n}" for n in counts.sum()))
+    console.print(table)
+    if problems:
+        err_console.print(f"[bold red]{len(problems)} problem(s):[/]", highlight=False)
+        for prob in problems: err_console.print(f"  - {prob}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    console.print(f"no problems found: {int(counts.values.sum())} images, {len(counts)} classes, evaluated on split={r.data.valid_split}")
 
 def _warn_missing(r, settings):
     "Warn about the files and folders recipe `r` names that do not exist yet."

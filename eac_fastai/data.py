@@ -21,7 +21,7 @@ from fastai.vision.core import PILImage, imagenet_stats
 from fastai.vision.data import ImageBlock
 from .errors import UserError
 
-__all__ = ['COLUMNS', 'CLEAN', 'SPLITS', 'read_label_csv', 'image_problem', 'check_images', 'load_rgb', 'noisy_label_block', 'class_balanced_weights',
+__all__ = ['COLUMNS', 'CLEAN', 'SPLITS', 'label_csv_problems', 'read_label_csv', 'check_dataset', 'split_problems', 'image_problem', 'image_problems', 'load_rgb', 'noisy_label_block', 'class_balanced_weights',
            'CachedImages', 'label_dataloaders', 'inference_dataloaders', 'train_noise_rate']
 
 COLUMNS, CLEAN, SPLITS = ('image', 'label', 'split'), 'clean_label', ('train', 'valid', 'test')
@@ -31,9 +31,29 @@ def _rows(mask) -> str:
     lines = [str(i+2) for i in mask[mask].index[:5]]
     return ', '.join(lines) + (' …' if mask.sum() > 5 else '')
 
-def read_label_csv(path, classes=None) -> tuple[pd.DataFrame, list[str]]:
-    "Read and check a noisy-label CSV; returns it and the class vocabulary (`classes`, or the sorted labels found)."
-    path = Path(path)
+def _problems_error(where, problems:list[str]) -> UserError:
+    "One `UserError` listing every problem found in `where`."
+    if len(problems) == 1: return UserError(f"{where}: {problems[0]}")
+    return UserError(f"{where}: {len(problems)} problems:\n" + '\n'.join(f"  - {p}" for p in problems))
+
+def label_csv_problems(df:pd.DataFrame, classes) -> list[str]:
+    "Every problem of a label frame's rows against the class vocabulary `classes`: empty cells, unknown splits and labels, repeated images."
+    problems = []
+    for col in COLUMNS:
+        if (empty := df[col].str.strip() == '').any(): problems.append(f"empty `{col}` on line(s) {_rows(empty)}")
+    if (bad := ~df.split.isin(SPLITS)).any():
+        problems.append(f"`split` must be one of {', '.join(SPLITS)}; line(s) {_rows(bad)} have {sorted(set(df.split[bad]))[:3]}")
+    for col in ['label'] + ([CLEAN] if CLEAN in df.columns else []):
+        bad = ~df[col].isin(classes) & (df[col].str.strip() != '')
+        if bad.any(): problems.append(f"`{col}` on line(s) {_rows(bad)} not among the classes {classes} "
+                                      f"(found {sorted(set(df[col][bad]))[:3]}); fix the CSV or data.classes")
+    if (dup := df.image.duplicated(keep=False) & (df.image.str.strip() != '')).any():
+        problems.append(f"{df.image[dup].nunique()} image(s) listed more than once, on line(s) {_rows(dup)} "
+                        f"(e.g. {df.image[dup].iloc[0]}); keep one row per image")
+    return problems
+
+def _read_label_frame(path:Path) -> pd.DataFrame:
+    "The CSV as strings, with its required columns and at least one row (a `UserError` otherwise)."
     if not path.is_file(): raise UserError(f"{path}: label CSV not found" + (" (it is a folder)" if path.is_dir() else ""))
     try: df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as e:
@@ -41,41 +61,63 @@ def read_label_csv(path, classes=None) -> tuple[pd.DataFrame, list[str]]:
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing: raise UserError(f"{path}: missing column(s) {', '.join(missing)}; need {', '.join(COLUMNS)} (+ optional {CLEAN})")
     if df.empty: raise UserError(f"{path}: has a header but no rows")
-    for col in COLUMNS:
-        if (empty := df[col].str.strip() == '').any(): raise UserError(f"{path}: empty `{col}` on line(s) {_rows(empty)}")
-    if (bad := ~df.split.isin(SPLITS)).any():
-        raise UserError(f"{path}: `split` must be one of {', '.join(SPLITS)}; line(s) {_rows(bad)} have {sorted(set(df.split[bad]))[:3]}")
-    label_cols = ['label'] + ([CLEAN] if CLEAN in df.columns else [])
-    if classes is None: classes = sorted(set().union(*(set(df[c]) for c in label_cols)) - {''})
+    return df
+
+def _classes(df:pd.DataFrame, classes=None) -> list[str]:
+    "`classes`, or the sorted labels (and clean labels) found; a `UserError` if a class is listed twice."
+    if classes is None: classes = sorted(set().union(*(set(df[c]) for c in ('label', CLEAN) if c in df.columns)) - {''})
     classes = list(classes)
     if dup := sorted({c for c in classes if classes.count(c) > 1}): raise UserError(f"data.classes lists {dup} more than once")
-    for col in label_cols:
-        bad = ~df[col].isin(classes) & ((df[col] != '') if col == CLEAN else True)
-        if bad.any(): raise UserError(f"{path}: `{col}` on line(s) {_rows(bad)} not among the classes {classes} "
-                                      f"(found {sorted(set(df[col][bad]))[:3]}); fix the CSV or data.classes")
+    return classes
+
+def read_label_csv(path, classes=None) -> tuple[pd.DataFrame, list[str]]:
+    "Read and check a noisy-label CSV (a `UserError` lists every problem); returns it and the class vocabulary (`classes`, or the sorted labels found)."
+    df = _read_label_frame(Path(path))
+    classes = _classes(df, classes)
+    if problems := label_csv_problems(df, classes): raise _problems_error(path, problems)
     return df, classes
 
-def image_problem(path) -> str:
-    "'missing', 'unreadable' or '' for a file that opens and verifies as an image."
+def check_dataset(csv, root=None, classes=None, valid_split:str='valid') -> tuple[pd.DataFrame, list[str]]:
+    """Every problem of a dataset at once: CSV rows, splits, classes and every image (decoded completely); and the number
+    of images per class (rows) and split (columns). A `UserError` when the CSV cannot be read as a label CSV at all."""
+    df = _read_label_frame(Path(csv))
+    classes = _classes(df, classes)
+    root = Path(csv).parent if root is None else Path(root)
+    listed = df[df.image.str.strip() != '']
+    problems = label_csv_problems(df, classes) + split_problems(df, classes, valid_split) + image_problems(listed, root, decode=True)
+    counts = pd.crosstab(df.label, df.split).reindex(index=classes, columns=[s for s in SPLITS if (df.split == s).any()], fill_value=0)
+    return counts, problems
+
+def split_problems(df:pd.DataFrame, classes, valid_split:str='valid') -> list[str]:
+    "Splits with no rows, and classes with no training image."
+    problems = [f"no rows with split={s}; add some or set data.valid_split" for s in ('train', valid_split) if not (df.split == s).any()]
+    if empty := [c for c in classes if not ((df.split == 'train') & (df.label == c)).any()]:
+        problems.append(f"class(es) {', '.join(empty)} have no training images; drop them from data.classes or add images")
+    return problems
+
+def image_problem(path, decode:bool=False) -> str:
+    "'missing', 'unreadable' or '' for a file that opens and verifies as an image (`decode`: decodes completely, which also finds truncated files)."
     path = Path(path)
     if not path.is_file(): return 'missing'
     try:
-        with Image.open(path) as im: im.verify()
+        with Image.open(path) as im:
+            if decode: im.load()
+            else: im.verify()
         return ''
-    except (OSError, SyntaxError, ValueError): return 'unreadable'
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError): return 'unreadable'
 
-def check_images(df:pd.DataFrame, root, csv='CSV'):
-    "Raise a `UserError` naming the first rows of `df` whose image is missing under `root`, or is not a readable image."
-    root = Path(root)
-    problem = df.image.map(lambda p: image_problem(root/p))
+def image_problems(df:pd.DataFrame, root, decode:bool=False) -> list[str]:
+    "The rows of `df` whose image is missing under `root` or is not a readable image (`decode`: decoded completely)."
+    root, problems = Path(root), []
+    problem = df.image.map(lambda p: image_problem(root/p, decode))
     missing, broken = problem == 'missing', problem == 'unreadable'
     if missing.any():
-        first = df.image[missing].iloc[0]
-        raise UserError(f"{csv}: {missing.sum()} image(s) not found under {root}, e.g. line {missing[missing].index[0]+2}: {first} "
+        problems.append(f"{missing.sum()} image(s) not found under {root}, e.g. line {missing[missing].index[0]+2}: {df.image[missing].iloc[0]} "
                         f"(lines {_rows(missing)}); set data.root to the folder the `image` paths are relative to")
     if broken.any():
-        raise UserError(f"{csv}: {broken.sum()} file(s) are not readable images, e.g. line {broken[broken].index[0]+2}: "
+        problems.append(f"{broken.sum()} file(s) are not readable images (corrupt or truncated), e.g. line {broken[broken].index[0]+2}: "
                         f"{df.image[broken].iloc[0]} (lines {_rows(broken)}); replace or remove those rows")
+    return problems
 
 _WIDE_MODES = ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I', 'F')
 
@@ -83,12 +125,15 @@ def load_rgb(o) -> Image.Image:
     """The 8-bit RGB image of a label-frame row (its `path`), a path, or a PIL image (what `predict` and `test_dl` are given):
     grayscale, palette and alpha images converted as PIL converts them; 16-bit images (and 32-bit ones above 255) scaled by 1/257."""
     o = o['path'] if isinstance(o, (pd.Series, dict)) else o
-    im = o if isinstance(o, Image.Image) else Image.open(o)
-    if im.mode in _WIDE_MODES:
-        a = np.asarray(im, dtype=np.float64)
-        if im.mode.startswith('I;16') or a.max() > 255: a = a/257
-        im = Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8))
-    return im.convert('RGB')
+    try:
+        im = o if isinstance(o, Image.Image) else Image.open(o)
+        if im.mode in _WIDE_MODES:
+            a = np.asarray(im, dtype=np.float64)
+            if im.mode.startswith('I;16') or a.max() > 255: a = a/257
+            im = Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8))
+        return im.convert('RGB')
+    except (OSError, SyntaxError, ValueError) as e:   # e.g. truncated after the start-up check, which only verifies headers
+        raise UserError(f"{o}: cannot decode this image ({e}); replace it or remove its row (eac-fastai check-data finds them all)") from None
 
 def _label(row): return row['label']
 
@@ -132,13 +177,10 @@ def label_dataloaders(csv, root=None, classes=None, valid_split:str='valid', img
     `cache`: decode every image once and keep it in memory (`CachedImages`; N×3×`img_size`² bytes)."""
     df, classes = read_label_csv(csv, classes)
     root = Path(csv).parent if root is None else Path(root)
-    for split in ('train', valid_split):
-        if not (df.split == split).any(): raise UserError(f"{csv}: no rows with split={split}; add some or set data.valid_split")
-    df = df[df.split.isin(['train', valid_split])].assign(is_valid=lambda d: d.split == valid_split)
-    if check: check_images(df, root, csv)
-    df = df.reset_index(drop=True).assign(path=lambda d: [str(root/p) for p in d.image])
-    empty = [c for c in classes if not (df.label[~df.is_valid] == c).any()]
-    if empty: raise UserError(f"{csv}: class(es) {', '.join(empty)} have no training images; drop them from data.classes or add images")
+    used = df[df.split.isin(['train', valid_split])]
+    if problems := split_problems(df, classes, valid_split) + (image_problems(used, root, decode=cache) if check else []):
+        raise _problems_error(csv, problems)
+    df = used.assign(is_valid=lambda d: d.split == valid_split).reset_index(drop=True).assign(path=lambda d: [str(root/p) for p in d.image])
     if cache: return _cached_dataloaders(df, classes, img_size, stats, bs, num_workers, drop_last, device, balanced)
     block, kw = noisy_label_block(classes, img_size, stats), dict(bs=bs, num_workers=num_workers, drop_last=drop_last, device=device)
     if not balanced: return block.dataloaders(df, **kw)

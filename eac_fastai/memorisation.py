@@ -4,12 +4,12 @@ Among the training images whose given label differs from their `clean_label`, th
 given (wrong) label, `flipped_as_given`, and as the clean label, `flipped_as_clean`: the images as the model sees them
 at test time (no augmentation, eval mode), after each epoch's validation. Measuring leaves every random number
 generator as it found it, so a run trains exactly as it would without it (tested)."""
-import random
 from contextlib import contextmanager
 import numpy as np, pandas as pd, torch
 from fastai.callback.core import Callback
 from fastai.learner import Recorder, ValueMetric
 from .analysis import outputs, training_dl
+from .checkpoint import rng_states, set_rng_states
 from .data import CLEAN
 
 __all__ = ['flipped_rows', 'rng_preserved', 'MemorisationCallback']
@@ -17,11 +17,9 @@ __all__ = ['flipped_rows', 'rng_preserved', 'MemorisationCallback']
 @contextmanager
 def rng_preserved():
     "Restore the states of Python's, NumPy's and torch's (CPU and CUDA) random number generators on exit."
-    state = random.getstate(), np.random.get_state(), torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    state = rng_states()
     try: yield
-    finally:
-        random.setstate(state[0]); np.random.set_state(state[1]); torch.set_rng_state(state[2])
-        if state[3] is not None: torch.cuda.set_rng_state_all(state[3])
+    finally: set_rng_states(state)
 
 def flipped_rows(items) -> np.ndarray:
     "Positions of the rows of a label frame whose `label` differs from a non-empty `clean_label` (empty without that column)."

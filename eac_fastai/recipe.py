@@ -126,6 +126,7 @@ class Train(_Section):
     precision: Literal['fp32', 'fp16', 'bf16'] = 'fp32'
     device: Literal['auto', 'cpu', 'cuda'] = 'auto'
     channels_last: bool = Field(False, description="model in channels-last memory format (fastai's ChannelsLast): faster convolutions on many CPUs and GPUs")
+    resumable: bool = Field(True, description="write models/resume.pth (weights, optimizer, generators, method state) every epoch for `eac-fastai train --resume`")
     memorisation: bool = Field(True, description="log flipped_as_given / flipped_as_clean each epoch (training images whose label differs from clean_label)")
     lr_find: LRFind = Field(default_factory=LRFind)
 

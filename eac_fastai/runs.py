@@ -1,13 +1,12 @@
 "Run directories: resolved recipe, environment, per-epoch history, checkpoints, predictions and `metrics.json`."
 import os, platform, subprocess, sys, tempfile
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from fastai.callback.tracker import TrackerCallback
-from fastcore.basics import store_attr
 from .errors import UserError
 
-__all__ = ['check_output_dir', 'new_run_dir', 'write_atomic', 'environment', 'summarize_history', 'CheckpointCallback', 'save_predictions']
+__all__ = ['check_output_dir', 'new_run_dir', 'atomic_path', 'write_atomic', 'save_atomic', 'environment', 'summarize_history', 'save_predictions']
 
 def check_output_dir(path, what:str='output folder') -> Path:
     "`path` if it is, or can be created as, a writable folder; else a `UserError` saying why (checked before any work)."
@@ -27,18 +26,32 @@ def new_run_dir(parent, stem:str) -> Path:
         except FileExistsError: continue
     raise RuntimeError(f"could not create a new run directory under {parent}")
 
-def write_atomic(path, text:str):
-    "Write `text` to `path` through a temporary file and a rename, so readers never see half a file."
+@contextmanager
+def atomic_path(path):
+    "A temporary path beside `path`, renamed to `path` when the block succeeds: readers never see half a file."
     path = Path(path)
     if path.is_dir(): raise UserError(f"{path}: is a folder; give a file name")
     check_output_dir(path.parent).mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
+    os.close(fd)
     try:
         os.chmod(tmp, 0o666 & ~_umask())              # as a plain open() would create it (mkstemp makes it private)
-        with os.fdopen(fd, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
+        yield Path(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.remove(tmp)
+
+def _write_synced(path, write, mode:str):
+    "Open `path` in `mode`, `write(file)`, and flush it to disk."
+    with open(path, mode) as f: write(f); f.flush(); os.fsync(f.fileno())
+
+def write_atomic(path, text:str):
+    "Write `text` to `path` through a temporary file and a rename, so readers never see half a file."
+    with atomic_path(path) as tmp: _write_synced(tmp, lambda f: f.write(text), 'w')
+
+def save_atomic(obj, path):
+    "`torch.save(obj)` to `path` through a temporary file and a rename: a kill never leaves half a checkpoint."
+    with atomic_path(path) as tmp: _write_synced(tmp, lambda f: torch.save(obj, f), 'wb')
 
 def _umask() -> int:
     mask = os.umask(0); os.umask(mask)
@@ -66,17 +79,6 @@ def summarize_history(history:pd.DataFrame, metric:str='accuracy') -> dict:
     return {f'final_{metric}': float(acc.iloc[-1]), f'best_{metric}': float(acc.max()),
             'best_epoch': int(history.epoch.iloc[best]), f'last5_mean_{metric}': float(acc.iloc[-5:].mean()),
             'final_valid_loss': float(history.valid_loss.iloc[-1]), 'epochs': len(history)}
-
-class CheckpointCallback(TrackerCallback):
-    "Save `models/best.pth` when `monitor` improves and `models/last.pth` (with optimizer) every epoch; the learner keeps the last weights."
-    order = TrackerCallback.order + 1
-    def __init__(self, monitor:str='accuracy', with_opt:bool=True):
-        super().__init__(monitor=monitor)
-        store_attr('with_opt')
-    def after_epoch(self):
-        super().after_epoch()
-        if self.new_best: self.learn.save('best', with_opt=False)
-        self.learn.save('last', with_opt=self.with_opt)
 
 def save_predictions(learn, path, dl=None) -> pd.DataFrame:
     "Write the validation items with their predicted class and class probabilities to `path` (CSV)."

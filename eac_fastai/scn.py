@@ -80,6 +80,9 @@ class SCNCallback(MethodCallback):
         self.term_metrics.append(ValueMetric(self.relabelled_share, 'relabelled'))
         self.learn.metrics = [*self.learn.metrics, self.term_metrics[-1]]
 
+    def method_state(self) -> dict: return dict(given=self.given, labels=self.labels)
+    def load_method_state(self, state:dict): self.given, self.labels = state.get('given'), state.get('labels')
+
     def relabelled_share(self): return (self.labels != self.given).float().mean().item() if self.labels is not None else None
 
     def before_batch(self):

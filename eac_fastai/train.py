@@ -4,11 +4,11 @@ from dataclasses import dataclass
 from pathlib import Path
 import pandas as pd, torch
 from matplotlib.figure import Figure
-from fastai.callback.progress import CSVLogger
 from fastai.callback.schedule import SuggestionMethod
 from fastai.torch_core import set_seed
 from rich.console import Console
 from .augment import BasicAug, Crop, Erasing
+from .checkpoint import RESUME, CheckpointCallback, HistoryLogger, restore_training_state, starting_at
 from .data import label_dataloaders, train_noise_rate
 from .demo import DemoSpec, demo_dataset
 from .errors import UserError
@@ -16,11 +16,12 @@ from .learner import eac_learner, export_learner, method_callback
 from .memorisation import MemorisationCallback
 from .progress import RichProgressCallback
 from .recipe import Recipe, recipe_yaml
-from .runs import CheckpointCallback, check_output_dir, environment, new_run_dir, save_predictions, summarize_history, write_atomic
+from .runs import check_output_dir, environment, new_run_dir, save_predictions, summarize_history, write_atomic
 from .schedules import fit_with_schedule
 from .settings import Settings, load_settings
+from .weights import load_torch_file
 
-__all__ = ['DataSource', 'resolve_data', 'recipe_dataloaders', 'recipe_method', 'recipe_learner', 'run_lr_find', 'train_recipe', 'lr_find_recipe',
+__all__ = ['DataSource', 'resolve_data', 'recipe_dataloaders', 'recipe_method', 'recipe_learner', 'run_lr_find', 'train_recipe', 'resume_run', 'lr_find_recipe',
            'CHECKPOINTS', 'run_recipe', 'run_classes', 'load_run']
 
 @dataclass
@@ -124,7 +125,13 @@ def train_recipe(recipe:Recipe, out=None, stem:str='run', settings:Settings|None
     t = recipe.train
     with learn.no_bar(): lr = run_lr_find(learn, recipe, run) if t.lr == 'find' else t.lr
     if t.lr == 'find': console.print(f"lr_find: {t.lr_find.suggestion} suggestion {lr:.2e} (lr_find.png)")
-    cbs = [CSVLogger('history.csv'), CheckpointCallback('accuracy'), RichProgressCallback(console)]
+    return _fit_and_finish(recipe, run, learn, lr, console)
+
+def _fit_and_finish(recipe:Recipe, run:Path, learn, lr:float, console:Console, best:float|None=None, resumed:bool=False) -> Path:
+    "The scheduled fit (checkpoints and history written every epoch), then predictions, metrics.json and export.pkl."
+    t = recipe.train
+    cbs = [HistoryLogger('history.csv', append=resumed), CheckpointCallback('accuracy', resumable=t.resumable, lr=lr, best=best),
+           RichProgressCallback(console)]
     if t.memorisation: cbs.append(MemorisationCallback())
     with learn.no_bar(), learn.no_logging():
         fit_with_schedule(learn, t.schedule, t.epochs, lr, t.gamma, t.pct_start, cbs=cbs)
@@ -139,6 +146,30 @@ def train_recipe(recipe:Recipe, out=None, stem:str='run', settings:Settings|None
     console.print(f"accuracy: last-5 mean {metrics['last5_mean_accuracy']:.4f} · final {metrics['final_accuracy']:.4f} · "
                   f"best {metrics['best_accuracy']:.4f} (epoch {metrics['best_epoch']}) → {run/'metrics.json'}", soft_wrap=True)
     return run
+
+def resume_run(run, settings:Settings|None=None, console:Console|None=None) -> Path:
+    """Continue the interrupted run in folder `run` after its last finished epoch (`models/resume.pth`), in the same
+    folder, as if it had never stopped: with a fixed seed on the same machine, the same history and metrics."""
+    run, console = Path(run), console or Console()
+    recipe = run_recipe(run)
+    if (run/'metrics.json').is_file(): raise UserError(f"{run}: finished already (metrics.json exists); nothing to resume")
+    if not (run/'models'/RESUME).is_file():
+        raise UserError(f"{run}: no models/{RESUME}: the run stopped before its first epoch ended (or trained with train.resumable=false); "
+                        f"start it again: eac-fastai train {run/'recipe.yaml'}")
+    state = load_torch_file(run/'models'/RESUME)
+    if state.get('n_epoch') != recipe.train.epochs:
+        raise UserError(f"{run/'models'/RESUME}: written for {state.get('n_epoch')} epochs but recipe.yaml says {recipe.train.epochs}; "
+                        "the recipe was edited after the run started: restore it or start a new run")
+    if recipe.seed is not None: set_seed(recipe.seed, reproducible=True)
+    recipe = recipe.model_copy(update=dict(model=recipe.model.model_copy(update=dict(weights=None))))   # the checkpoint has the weights
+    learn = recipe_learner(recipe, recipe_dataloaders(recipe, settings), settings, path=run)
+    restore_training_state(learn, state, run/'models'/RESUME)
+    history = run/'history.csv'
+    if history.is_file():                              # rows of the epoch the kill interrupted after its row was written
+        h = pd.read_csv(history)
+        write_atomic(history, h[h.epoch <= state['epoch']].to_csv(index=False))
+    console.print(f"[bold]resuming[/] {run} after epoch {state['epoch']} of {recipe.train.epochs}", soft_wrap=True)
+    with starting_at(learn, state): return _fit_and_finish(recipe, run, learn, state['lr'], console, best=state['best'], resumed=True)
 
 def lr_find_recipe(recipe:Recipe, out=None, stem:str='lr-find', settings:Settings|None=None) -> tuple[Path, float]:
     "Run only the recipe's lr_find into a new run directory; returns it and the chosen learning rate."

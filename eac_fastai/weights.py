@@ -12,7 +12,7 @@ from torch import nn
 from .errors import UserError
 from .safe_pickle import ALLOWED, safe_load
 
-__all__ = ['checkpoint_format', 'read_state_dict', 'load_backbone_weights']
+__all__ = ['checkpoint_format', 'load_torch_file', 'read_state_dict', 'load_backbone_weights']
 
 _ZIP, _LEGACY = b'PK\x03\x04', b'\x8a\x0a' + (0x1950a86a20f9469cfc6c).to_bytes(10, 'little')   # torch.save's zip; legacy magic number
 _TORCH_SUFFIXES = ('.pth', '.pt', '.tar')
@@ -26,8 +26,9 @@ def checkpoint_format(path) -> str:
 
 _NUMPY_SCALARS = [ALLOWED[('numpy._core.multiarray', 'scalar')], np.dtype, *[getattr(np.dtypes, t) for t in np.dtypes.__all__]]
 
-def _torch_load(path:Path):
+def load_torch_file(path) -> dict:
     "`torch.load(weights_only=True)`, admitting numpy scalars too (fastai's optimizer states hold them), as fastai's `load_model` does."
+    if checkpoint_format(path) == 'unknown': raise UserError(f"{path}: not a PyTorch checkpoint (neither a torch.save zip nor a pickle: truncated or another format)")
     try:
         with torch.serialization.safe_globals(_NUMPY_SCALARS): return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
@@ -47,7 +48,7 @@ def read_state_dict(path) -> dict:
     if not path.is_file(): raise UserError(f"{path}: weights file not found{' (it is a folder)' if path.is_dir() else ''}; give model.weights an existing .pth or .pkl file (relative paths are under settings.ini's weights dir)")
     fmt = checkpoint_format(path)
     if fmt == 'pickle': obj = safe_load(path, encoding='latin1')
-    elif fmt == 'torch' or path.suffix.lower() in _TORCH_SUFFIXES: obj = _torch_load(path)
+    elif fmt == 'torch' or path.suffix.lower() in _TORCH_SUFFIXES: obj = load_torch_file(path)
     else: raise UserError(f"{path}: neither a PyTorch checkpoint (torch.save) nor a pickle of numpy arrays; give a .pth state_dict or VGGFace2's .pkl")
     for key in ('state_dict', 'model'):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict): obj = obj[key]

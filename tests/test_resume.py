@@ -1,0 +1,108 @@
+"Crash-safe checkpoints and `eac-fastai train --resume`: an interrupted run continues to the same result as an uninterrupted one."
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pandas as pd, pytest, torch
+from fastai.callback.core import Callback
+from typer.testing import CliRunner
+from eac_fastai.checkpoint import RESUME
+from eac_fastai.cli import app
+from eac_fastai.recipe import load_recipe
+from eac_fastai.train import load_run, resume_run, train_recipe
+from eac_fastai.weights import load_torch_file
+
+RECIPE = ("method: {method}\nseed: 0\ndata: {{demo: {{n_train: {n}, n_valid: 3, n_test: 2, size: 32}}, img_size: 32, bs: 16}}\n"
+          "model: {{arch: resnet10_narrow}}\ntrain: {{epochs: 4, lr: 2.0e-3, schedule: one_cycle, device: cpu}}\n")
+
+def _recipe(tmp_path, method='eac', n=6, extra=''):
+    f = tmp_path/f'{method}.yaml'; f.write_text(RECIPE.format(method=method, n=n) + extra); return f
+
+def _same_result(a:Path, b:Path):
+    "Equal histories (every column but the wall time) and metrics."
+    ha, hb = (pd.read_csv(r/'history.csv').drop(columns='time') for r in (a, b))
+    pd.testing.assert_frame_equal(ha, hb)
+    ma, mb = (json.loads((r/'metrics.json').read_text()) for r in (a, b))
+    assert ma == mb
+
+class Crash(Exception): pass
+class CrashAt(Callback):
+    "Raise in the middle of epoch `epoch` (after a few batches), as a crash would."
+    def __init__(self, epoch): self.at = epoch
+    def after_batch(self):
+        if self.training and self.epoch == self.at and self.iter == 1: raise Crash('a crash mid-epoch')
+
+@pytest.mark.parametrize('method,extra', [('eac', ''), ('scn', 'scn: {relabel_epoch: 2, margin2: 0.0}\n')])
+def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path, settings_file, monkeypatch, method, extra):
+    "SCN's relabels, the one-cycle position, the generators and the smoothed loss all carry over."
+    r = load_recipe(_recipe(tmp_path, method, extra=extra))
+    whole = train_recipe(r, tmp_path/'whole')
+    from fastai.learner import Learner
+    fit = Learner.fit
+    def crashing_fit(self, *args, cbs=None, **kwargs): return fit(self, *args, cbs=[*(cbs or []), CrashAt(2)], **kwargs)
+    monkeypatch.setattr(Learner, 'fit', crashing_fit)
+    with pytest.raises(Crash): train_recipe(r, tmp_path/'cut')
+    monkeypatch.setattr(Learner, 'fit', fit)
+    (cut,) = (tmp_path/'cut').iterdir()
+    assert load_torch_file(cut/'models'/RESUME)['epoch'] == 1 and not (cut/'metrics.json').exists()
+    assert resume_run(cut) == cut
+    _same_result(whole, cut)
+    if method == 'scn':
+        assert pd.read_csv(cut/'history.csv').relabelled.iloc[-1] > 0           # relabelling happened across the cut
+        pd.testing.assert_frame_equal(pd.read_csv(whole/'scn_labels.csv'), pd.read_csv(cut/'scn_labels.csv'))
+
+def test_kill_9_mid_epoch_then_resume_from_the_cli(tmp_path, settings_file):
+    "A real `eac-fastai train` process killed with SIGKILL during an epoch; `--resume` ends where the uninterrupted run ends."
+    recipe, cli = _recipe(tmp_path, n=40), str(Path(sys.executable).parent/'eac-fastai')
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    run = lambda *a: subprocess.run([cli, 'train', *a], capture_output=True, text=True, env=env, timeout=600)
+    r = run(str(recipe), '--out', str(tmp_path/'whole'))
+    assert r.returncode == 0, r.stderr[-3000:]
+    p = subprocess.Popen([cli, 'train', str(recipe), '--out', str(tmp_path/'cut')], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.time() + 300
+        while not list((tmp_path/'cut').glob(f'*/models/{RESUME}')):
+            assert p.poll() is None and time.time() < deadline, "the run ended before its first checkpoint"
+            time.sleep(0.05)
+        time.sleep(0.5)                                # into the next epoch
+        assert p.poll() is None, "the run finished before it could be killed"
+        os.kill(p.pid, signal.SIGKILL)
+    finally: p.kill(); p.wait()
+    (cut,) = (tmp_path/'cut').iterdir()
+    done = load_torch_file(cut/'models'/RESUME)['epoch']
+    assert done < 3 and not (cut/'metrics.json').exists()
+    assert not [f for f in (cut/'models').iterdir() if f.name.startswith('.')]   # no temporary file counts as a checkpoint
+    r = run('--resume', str(cut))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f'after epoch {done}' in r.stdout
+    (whole,) = (tmp_path/'whole').iterdir()
+    _same_result(whole, cut)
+
+def test_resume_refuses_what_it_cannot_continue(tmp_path, settings_file):
+    "Exit code 2 and one message, nothing written: a finished run, a run without a checkpoint, a recipe as well, a corrupt checkpoint."
+    cli = CliRunner()
+    done = train_recipe(load_recipe(_recipe(tmp_path)), tmp_path/'runs')
+    before = {f: f.stat().st_mtime_ns for f in done.rglob('*') if f.is_file()}
+    for args, msg in [(['--resume', str(done)], 'finished already'),
+                      (['--resume', str(tmp_path)], 'not a run directory'),
+                      ([str(done/'recipe.yaml'), '--resume', str(done)], 'give no recipe'),
+                      ([], 'give a recipe')]:
+        r = cli.invoke(app, ['train', *args])
+        assert r.exit_code == 2 and msg in r.output, r.output
+    (done/'metrics.json').unlink()
+    (done/'models'/RESUME).write_bytes(b'not a checkpoint')
+    r = cli.invoke(app, ['train', '--resume', str(done)])
+    assert r.exit_code == 2 and 'not a PyTorch checkpoint' in r.output, r.output
+    (done/'models'/RESUME).unlink()
+    r = cli.invoke(app, ['train', '--resume', str(done)])
+    assert r.exit_code == 2 and 'before its first epoch ended' in r.output, r.output
+    assert {f: f.stat().st_mtime_ns for f in done.rglob('*') if f.is_file()} == {f: t for f, t in before.items() if f.exists()}
+
+def test_checkpoints_are_fastai_files_and_resume_can_be_off(tmp_path, settings_file):
+    "`last.pth` loads with `learn.load` (optimizer too); `train.resumable=false` writes no resume.pth."
+    run = train_recipe(load_recipe(_recipe(tmp_path), ['train.resumable=false', 'train.epochs=1']), tmp_path/'runs')
+    assert not (run/'models'/RESUME).exists()
+    last = load_torch_file(run/'models'/'last.pth')
+    assert set(last) == {'model', 'opt'}
+    assert torch.equal(torch.load(run/'models'/'best.pth', weights_only=True)['0.0.weight'], last['model']['0.0.weight'])
+    learn = load_run(run)[1]
+    learn.load('last', with_opt=True)                 # fastai's own loader, optimizer state included
+    assert torch.equal(learn.model[0][0].weight.detach(), last['model']['0.0.weight'])
