@@ -42,15 +42,26 @@ OutOpt = Annotated[Optional[Path], typer.Option('--out', help="parent of the run
 @user_errors
 def train(recipe: Annotated[Optional[str], typer.Argument(help="recipe YAML file, or FILE#cell of a matrix recipe")] = None,
           overrides: Overrides = None, out: OutOpt = None,
-          resume: Annotated[Optional[Path], typer.Option('--resume', help="continue this interrupted run folder after its last finished epoch")] = None):
+          resume: Annotated[Optional[Path], typer.Option('--resume', help="continue this interrupted run folder after its last finished epoch")] = None,
+          nproc: Annotated[int, typer.Option('--nproc', help="train in this many processes on this machine (one per GPU; gloo on CPU), through torchrun")] = 1):
     "Train a recipe; writes a new run directory (recipe, env, history, checkpoints, predictions, metrics.json)."
     from .recipe import load_recipe, ref_stem
-    from .train import resume_run, train_recipe
+    from .train import check_distributable, resume_run, train_recipe
     if resume is not None:
         if recipe or overrides or out: raise UserError(f"--resume {resume} continues that run with its own recipe.yaml; give no recipe, overrides or --out")
+        if nproc != 1: raise UserError("--resume continues a run in one process; drop --nproc")
         return resume_run(resume, console=console)
     if recipe is None: raise UserError("give a recipe (eac-fastai train RECIPE.yaml) or an interrupted run (eac-fastai train --resume RUN)")
-    train_recipe(load_recipe(recipe, overrides), out, stem=ref_stem(recipe), console=console)
+    r = load_recipe(recipe, overrides)
+    if nproc == 1: return train_recipe(r, out, stem=ref_stem(recipe), console=console)
+    from .data import label_frame
+    from .distributed import launch
+    from .settings import load_settings
+    from .train import resolve_data
+    check_distributable(r)
+    src = resolve_data(r, load_settings())
+    label_frame(src.csv, src.root, r.data.classes, r.data.valid_split)      # bad data: one message here, not one per process
+    raise typer.Exit(launch(nproc, ['train', recipe, *(overrides or []), *(['--out', str(out)] if out else [])]))
 
 @app.command()
 @user_errors
@@ -195,7 +206,8 @@ def predict(source: Annotated[Path, typer.Argument(help="a run folder (its recip
             images: Annotated[list[Path], typer.Argument(help="image files or folders (searched recursively)")],
             output: Annotated[Optional[Path], typer.Option('-o', '--output', help="CSV to write (default: print CSV)")] = None,
             checkpoint: CheckpointOpt = 'last', bs: int = 64,
-            overwrite: Annotated[bool, typer.Option(help="replace an existing CSV")] = False):
+            overwrite: Annotated[bool, typer.Option(help="replace an existing CSV")] = False,
+            trust_pickle: Annotated[bool, typer.Option('--trust-pickle', help="load an export .pkl (a pickle can run code: only files you made)")] = False):
     "Class probabilities for images: one row per image with the predicted class and prob_<class> columns."
     from .predict import image_files, inference_learner, predict_images
     from .runs import check_output_dir, write_atomic
@@ -203,7 +215,7 @@ def predict(source: Annotated[Path, typer.Argument(help="a run folder (its recip
         if output.exists() and not overwrite: raise UserError(f"{output}: already exists; pass --overwrite or choose another -o")
         check_output_dir(output.parent)
     files = image_files(images)
-    preds = predict_images(inference_learner(source, files, checkpoint, bs), files, bs)
+    preds = predict_images(inference_learner(source, files, checkpoint, bs, trust_pickle), files, bs)
     if output is None: print(preds.to_csv(index=False), end='')
     else:
         write_atomic(output, preds.to_csv(index=False))

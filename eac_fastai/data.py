@@ -21,7 +21,7 @@ from fastai.vision.core import PILImage, imagenet_stats
 from fastai.vision.data import ImageBlock
 from .errors import UserError
 
-__all__ = ['COLUMNS', 'CLEAN', 'SPLITS', 'label_csv_problems', 'read_label_csv', 'check_dataset', 'split_problems', 'image_problem', 'image_problems', 'load_rgb', 'noisy_label_block', 'class_balanced_weights',
+__all__ = ['COLUMNS', 'CLEAN', 'SPLITS', 'label_csv_problems', 'read_label_csv', 'check_dataset', 'split_problems', 'label_frame', 'image_problem', 'image_problems', 'load_rgb', 'noisy_label_block', 'class_balanced_weights',
            'CachedImages', 'label_dataloaders', 'inference_dataloaders', 'train_noise_rate']
 
 COLUMNS, CLEAN, SPLITS = ('image', 'label', 'split'), 'clean_label', ('train', 'valid', 'test')
@@ -52,7 +52,7 @@ def label_csv_problems(df:pd.DataFrame, classes) -> list[str]:
                         f"(e.g. {df.image[dup].iloc[0]}); keep one row per image")
     return problems
 
-def _read_label_frame(path:Path) -> pd.DataFrame:
+def _read_csv_frame(path:Path) -> pd.DataFrame:
     "The CSV as strings, with its required columns and at least one row (a `UserError` otherwise)."
     if not path.is_file(): raise UserError(f"{path}: label CSV not found" + (" (it is a folder)" if path.is_dir() else ""))
     try: df = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -72,7 +72,7 @@ def _classes(df:pd.DataFrame, classes=None) -> list[str]:
 
 def read_label_csv(path, classes=None) -> tuple[pd.DataFrame, list[str]]:
     "Read and check a noisy-label CSV (a `UserError` lists every problem); returns it and the class vocabulary (`classes`, or the sorted labels found)."
-    df = _read_label_frame(Path(path))
+    df = _read_csv_frame(Path(path))
     classes = _classes(df, classes)
     if problems := label_csv_problems(df, classes): raise _problems_error(path, problems)
     return df, classes
@@ -80,7 +80,7 @@ def read_label_csv(path, classes=None) -> tuple[pd.DataFrame, list[str]]:
 def check_dataset(csv, root=None, classes=None, valid_split:str='valid') -> tuple[pd.DataFrame, list[str]]:
     """Every problem of a dataset at once: CSV rows, splits, classes and every image (decoded completely); and the number
     of images per class (rows) and split (columns). A `UserError` when the CSV cannot be read as a label CSV at all."""
-    df = _read_label_frame(Path(csv))
+    df = _read_csv_frame(Path(csv))
     classes = _classes(df, classes)
     root = Path(csv).parent if root is None else Path(root)
     listed = df[df.image.str.strip() != '']
@@ -164,6 +164,16 @@ def _cached_dataloaders(df, classes, img_size, stats, bs, num_workers, drop_last
     else: train_dl = TfmdDL(train, shuffle=True, drop_last=drop_last, **kw)
     return DataLoaders(train_dl, TfmdDL(valid, **kw), device=device)
 
+def label_frame(csv, root=None, classes=None, valid_split:str='valid', check:bool=True, decode:bool=False) -> tuple[pd.DataFrame, list[str]]:
+    """The CSV's `train` and `valid_split` rows, checked (a `UserError` lists every problem; `check`: their images too,
+    `decode`: decoded completely), with `is_valid` and `path` columns; and the class vocabulary."""
+    df, classes = read_label_csv(csv, classes)
+    root = Path(csv).parent if root is None else Path(root)
+    used = df[df.split.isin(['train', valid_split])]
+    if problems := split_problems(df, classes, valid_split) + (image_problems(used, root, decode) if check else []):
+        raise _problems_error(csv, problems)
+    return used.assign(is_valid=lambda d: d.split == valid_split).reset_index(drop=True).assign(path=lambda d: [str(root/p) for p in d.image]), classes
+
 def class_balanced_weights(labels:pd.Series, train:pd.Series|None=None) -> pd.Series:
     "Sampling weight of each row ∝ 1 / the number of training rows (`train` mask, default all) of its class; 0 off `train`."
     train = pd.Series(True, index=labels.index) if train is None else train
@@ -175,12 +185,7 @@ def label_dataloaders(csv, root=None, classes=None, valid_split:str='valid', img
     """DataLoaders training on the CSV's `train` rows and validating on its `valid_split` rows. `balanced`: each epoch
     draws as many training images as there are, with replacement, each class equally often (fastai's `WeightedDL`).
     `cache`: decode every image once and keep it in memory (`CachedImages`; N×3×`img_size`² bytes)."""
-    df, classes = read_label_csv(csv, classes)
-    root = Path(csv).parent if root is None else Path(root)
-    used = df[df.split.isin(['train', valid_split])]
-    if problems := split_problems(df, classes, valid_split) + (image_problems(used, root, decode=cache) if check else []):
-        raise _problems_error(csv, problems)
-    df = used.assign(is_valid=lambda d: d.split == valid_split).reset_index(drop=True).assign(path=lambda d: [str(root/p) for p in d.image])
+    df, classes = label_frame(csv, root, classes, valid_split, check, decode=cache)
     if cache: return _cached_dataloaders(df, classes, img_size, stats, bs, num_workers, drop_last, device, balanced)
     block, kw = noisy_label_block(classes, img_size, stats), dict(bs=bs, num_workers=num_workers, drop_last=drop_last, device=device)
     if not balanced: return block.dataloaders(df, **kw)

@@ -7,7 +7,8 @@ generator as it found it, so a run trains exactly as it would without it (tested
 from contextlib import contextmanager
 import numpy as np, pandas as pd, torch
 from fastai.callback.core import Callback
-from fastai.learner import Recorder, ValueMetric
+from fastai.distributed import DistributedTrainer
+from fastai.learner import ValueMetric
 from .analysis import outputs, training_dl
 from .checkpoint import rng_states, set_rng_states
 from .data import CLEAN
@@ -29,7 +30,7 @@ def flipped_rows(items) -> np.ndarray:
 
 class MemorisationCallback(Callback):
     "Log `flipped_as_given` and `flipped_as_clean` (shares of the training images with a flipped label) after each validation."
-    order = Recorder.order - 1                         # the values must be ready when Recorder reads the metrics
+    order = DistributedTrainer.order - 1               # before Recorder reads the metrics, and set up before the loaders are distributed
     def __init__(self, bs:int|None=None): self.bs = bs  # batch size of the extra pass (default: the validation loader's)
 
     def before_fit(self):

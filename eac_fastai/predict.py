@@ -3,7 +3,7 @@
 A run directory is rebuilt from its `recipe.yaml` and `models/<checkpoint>.pth` (loaded with `weights_only`: nothing in
 it can run code), on a DataBlock over the images given, so the training data need not be there. An `export.pkl`
 (`learn.export`, written by every run, without the training callbacks) is a pickle: `load_learner` runs code from it,
-so load only exports you trust. Either way an image is read as in training: RGB (grayscale, palette and RGBA images
+so `inference_learner` loads one only with `trust_pickle=True` (`--trust-pickle`): for exports you made. Either way an image is read as in training: RGB (grayscale, palette and RGBA images
 converted, 16-bit images scaled to 8 bits), squish-resized, normalised."""
 from pathlib import Path
 import pandas as pd, torch
@@ -29,10 +29,14 @@ def image_files(inputs) -> list[Path]:
         if image_problem(f): raise UserError(f"{f}: not a readable image; remove it or give the images one by one")
     return files
 
-def inference_learner(source, files, checkpoint:str='last', bs:int=64):
-    "A learner for `files`: rebuilt from run directory `source` (its `checkpoint`), or loaded from the export file `source`."
+def inference_learner(source, files, checkpoint:str='last', bs:int=64, trust_pickle:bool=False):
+    """A learner for `files`: rebuilt from run directory `source` (its `checkpoint`), or loaded from the export file `source`
+    when `trust_pickle` (a pickle can run code when loaded)."""
     source = Path(source)
     if source.is_file():
+        if not trust_pickle:
+            raise UserError(f"{source}: an exported learner is a pickle, which can run code when loaded; give its run folder "
+                            f"({source.parent}) instead, or pass --trust-pickle if you made this file yourself")
         try: return load_learner(source, cpu=not torch.cuda.is_available())
         except Exception as e: raise UserError(f"{source}: not a learner exported by fastai ({type(e).__name__}: {e})") from None
     if not source.is_dir(): raise UserError(f"{source}: no such run directory or export file")

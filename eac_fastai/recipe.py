@@ -6,6 +6,7 @@ others (`base: file.yaml` or a list, relative to it, merged in order, its own ke
 values, `FILE#value1-value2-…`: the file's own keys, then each axis's bases and keys in axis order (later axes win);
 `{axis}` in a string value is replaced by the cell's value of that axis, and the axis values become its `tags`."""
 import copy, fnmatch, itertools
+import typing
 from pathlib import Path
 from typing import Literal
 import yaml
@@ -30,7 +31,7 @@ class DemoData(_Section):
     n_test: int = Field(30, ge=1, description="test images per class")
     size: int = Field(64, ge=16, description="image side in pixels")
     noise: float = Field(0.3, ge=0, le=1, description="symmetric label-noise rate on the train split")
-    seed: int = 0
+    seed: int = Field(0, description="seed of the images and the noise")
 
 class Data(_Section):
     csv: str|None = Field(None, description="noisy-label CSV (relative: under settings.ini's data dir)")
@@ -38,14 +39,14 @@ class Data(_Section):
     demo: DemoData|None = Field(None, description="use the built-in demo data instead of `csv`")
     classes: list[str]|None = Field(None, description="class vocabulary in model output order (default: sorted labels)")
     valid_split: Literal['valid', 'test'] = Field('valid', description="split evaluated after every epoch")
-    img_size: int = Field(224, ge=8)
-    bs: int = Field(32, ge=1)
-    num_workers: int = Field(0, ge=0)
-    drop_last: bool = False
+    img_size: int = Field(224, ge=8, description="side the images are squish-resized to (bilinear)")
+    bs: int = Field(32, ge=1, description="batch size (per process when training in several)")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes decoding images")
+    drop_last: bool = Field(False, description="drop the last incomplete training batch")
     sampler: Literal['shuffle', 'balanced'] = Field('shuffle', description="balanced: draw training images with probability ∝ 1/class count, with replacement (AffectNet)")
     cache: bool = Field(False, description="decode every image once and keep it in memory (N×3×img_size² bytes): the same batches, faster epochs")
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, float, float] = Field((0.485, 0.456, 0.406), description="Normalize mean per channel (ImageNet's)")
+    std: tuple[float, float, float] = Field((0.229, 0.224, 0.225), description="Normalize std per channel (ImageNet's)")
 
     @model_validator(mode='after')
     def _one_source(self):
@@ -53,14 +54,14 @@ class Data(_Section):
         return self
 
 class Model(_Section):
-    arch: Literal[ARCH_NAMES] = 'resnet18'
+    arch: Literal[ARCH_NAMES] = Field('resnet18', description="backbone (README: Backbones and pretrained weights)")
     weights: str|None = Field(None, description="local pretrained backbone (relative: under settings.ini's weights dir); null: from scratch")
 
 class Erase(_Section):
     p: float = Field(0.5, ge=0, le=1, description="probability per image")
-    scale: tuple[float, float] = (0.02, 0.25)
-    ratio: tuple[float, float] = (0.3, 3.3)
-    value: float|Literal['random'] = 0.
+    scale: tuple[float, float] = Field((0.02, 0.25), description="erased area ÷ image area, drawn uniformly in [low, high]")
+    ratio: tuple[float, float] = Field((0.3, 3.3), description="aspect ratio of the erased box, drawn log-uniformly")
+    value: float|Literal['random'] = Field(0., description="fill value after Normalize, a per-channel list, or random (normal noise)")
 
     @field_validator('scale')
     @classmethod
@@ -109,26 +110,26 @@ class RUL(_Section):
     fc_lr_mult: float = Field(10., gt=0, description="classifier learning rate ÷ train.lr (officially 2e-3 / 2e-4)")
 
 class LRFind(_Section):
-    start_lr: float = Field(1e-7, gt=0)
-    end_lr: float = Field(10., gt=0)
-    num_it: int = Field(100, ge=20)
-    suggestion: Literal['valley', 'slide', 'minimum', 'steep'] = 'valley'
+    start_lr: float = Field(1e-7, gt=0, description="first learning rate tried")
+    end_lr: float = Field(10., gt=0, description="last learning rate tried")
+    num_it: int = Field(100, ge=20, description="steps of the range test")
+    suggestion: Literal['valley', 'slide', 'minimum', 'steep'] = Field('valley', description="fastai suggestion used by train.lr: find")
 
 class Train(_Section):
-    epochs: int = Field(60, ge=1)
+    epochs: int = Field(60, ge=1, description="training epochs; the evaluation split is scored after each")
     lr: float|Literal['find'] = Field(2e-4, description="peak/initial learning rate, or 'find' to use lr_find's suggestion")
-    opt: Literal['adam', 'sgd', 'fastai_adam', 'fastai_sgd'] = 'adam'
-    wd: float = Field(1e-4, ge=0)
-    wd_bn_bias: bool = True
-    schedule: Literal['exp', 'cosine', 'constant', 'one_cycle', 'flat_cos'] = 'exp'
+    opt: Literal['adam', 'sgd', 'fastai_adam', 'fastai_sgd'] = Field('adam', description="adam: torch.optim.Adam with coupled L2 decay (the paper's); sgd: torch, momentum 0.9; fastai_adam, fastai_sgd")
+    wd: float = Field(1e-4, ge=0, description="weight decay")
+    wd_bn_bias: bool = Field(True, description="decay BatchNorm weights and biases too (false only with the fastai optimizers)")
+    schedule: Literal['exp', 'cosine', 'constant', 'one_cycle', 'flat_cos'] = Field('exp', description="exp: ×gamma per epoch (the paper's); cosine: torch's CosineAnnealingLR per epoch; constant; fastai's one_cycle or flat_cos")
     gamma: float = Field(0.9, gt=0, le=1, description="per-epoch decay of the exp schedule")
     pct_start: float|None = Field(None, gt=0, lt=1, description="warm-up share (one_cycle, default 0.25) or flat share (flat_cos, default 0.75)")
-    precision: Literal['fp32', 'fp16', 'bf16'] = 'fp32'
-    device: Literal['auto', 'cpu', 'cuda'] = 'auto'
+    precision: Literal['fp32', 'fp16', 'bf16'] = Field('fp32', description="fp16 or bf16: fastai's mixed precision (CUDA only)")
+    device: Literal['auto', 'cpu', 'cuda'] = Field('auto', description="auto: the GPU when there is one")
     channels_last: bool = Field(False, description="model in channels-last memory format (fastai's ChannelsLast): faster convolutions on many CPUs and GPUs")
     resumable: bool = Field(True, description="write models/resume.pth (weights, optimizer, generators, method state) every epoch for `eac-fastai train --resume`")
     memorisation: bool = Field(True, description="log flipped_as_given / flipped_as_clean each epoch (training images whose label differs from clean_label)")
-    lr_find: LRFind = Field(default_factory=LRFind)
+    lr_find: LRFind = Field(default_factory=LRFind, description="fastai's learning-rate range test (train.lr: find, eac-fastai lr-find)")
 
     @field_validator('lr')
     @classmethod
@@ -145,16 +146,16 @@ class Train(_Section):
 class Recipe(_Section):
     "A whole training recipe."
     method: Literal[METHOD_NAMES] = Field('eac', description="baseline (CE), eac, ac (Attention Consistency), scn, rul")
-    seed: int|None = 0
+    seed: int|None = Field(0, description="seed of everything random (null: unseeded)")
     tags: dict[str, str] = Field(default_factory=dict, description="labels kept with the run (a matrix cell's axis values); `eac-fastai table` groups by them")
-    data: Data
-    model: Model = Field(default_factory=Model)
-    augment: Augment = Field(default_factory=Augment)
-    eac: EAC = Field(default_factory=EAC)
-    ac: AC = Field(default_factory=AC)
-    scn: SCN = Field(default_factory=SCN)
-    rul: RUL = Field(default_factory=RUL)
-    train: Train = Field(default_factory=Train)
+    data: Data = Field(description="the noisy-label CSV (or the demo data) and how it is loaded")
+    model: Model = Field(default_factory=Model, description="the backbone and its weights")
+    augment: Augment = Field(default_factory=Augment, description="augmentation of the training batch")
+    eac: EAC = Field(default_factory=EAC, description="EAC (method: eac)")
+    ac: AC = Field(default_factory=AC, description="Attention Consistency, Guo et al. CVPR'19 (method: ac)")
+    scn: SCN = Field(default_factory=SCN, description="Self-Cure Network, CVPR'20 (method: scn)")
+    rul: RUL = Field(default_factory=RUL, description="Relative Uncertainty Learning, NeurIPS'21 (method: rul)")
+    train: Train = Field(default_factory=Train, description="optimisation, schedule, precision, device, checkpoints")
 
     @model_validator(mode='after')
     def _basic_ops(self):
@@ -327,3 +328,49 @@ def load_recipe(ref, overrides=()) -> Recipe:
 def recipe_yaml(recipe:Recipe) -> str:
     "The fully resolved recipe as YAML, loadable again by `load_recipe`."
     return yaml.safe_dump(recipe.model_dump(mode='json'), sort_keys=False, default_flow_style=None)
+
+def _section(annotation):
+    "The recipe section class in a field's annotation (also inside `X|None`), or None."
+    for a in (annotation, *typing.get_args(annotation)):
+        if isinstance(a, type) and issubclass(a, _Section): return a
+
+def _yaml_value(v) -> str:
+    if v is None: return 'null'
+    if isinstance(v, bool): return str(v).lower()
+    if isinstance(v, float): return f'{v:g}'
+    if isinstance(v, (tuple, list)): return '[' + ', '.join(map(_yaml_value, v)) + ']'
+    if isinstance(v, dict): return '{}' if not v else str(v)
+    return str(v)
+
+def _reference_rows(model, prefix=''):
+    for name, f in model.model_fields.items():
+        key, sec = prefix + name, _section(f.annotation)
+        if sec is not None:
+            default = 'required' if f.is_required() else 'null' if f.default is None and f.default_factory is None else ''
+            yield f"| **`{key}`** | {default} | {f.description or ''} |"
+            yield from _reference_rows(sec, key + '.')
+            continue
+        default = 'required' if f.is_required() else _yaml_value(f.default_factory() if f.default_factory else f.default)
+        choices = [a for t in (f.annotation, *typing.get_args(f.annotation)) if typing.get_origin(t) is Literal for a in typing.get_args(t)]
+        meaning = (f.description or '') + (f" (one of: {', '.join(f'`{c}`' for c in choices)})" if choices and len(choices) > 1 else '')
+        yield f"| `{key}` | `{default}` | {meaning} |"
+
+def recipe_reference() -> str:
+    "Every recipe key with its default and meaning, as a Markdown table generated from the schema (README's recipe reference)."
+    return '\n'.join(['| key | default | meaning |', '|---|---|---|', *_reference_rows(Recipe)])
+
+REFERENCE_MARKERS = ('<!-- recipe reference: generated from the schema by `python -m eac_fastai.recipe README.md`; tested -->',
+                     '<!-- end of the recipe reference -->')
+
+def with_reference(text:str) -> str:
+    "`text` (README) with the part between `REFERENCE_MARKERS` replaced by `recipe_reference()`."
+    start, end = REFERENCE_MARKERS
+    if start not in text or end not in text: raise ValueError(f"the text has no recipe-reference markers ({start} … {end})")
+    head, _, rest = text.partition(start + '\n')
+    _, _, tail = rest.partition(end)
+    return head + start + '\n' + recipe_reference() + '\n' + end + tail
+
+if __name__ == '__main__':
+    import sys
+    readme = Path(sys.argv[1])
+    readme.write_text(with_reference(readme.read_text()))

@@ -81,9 +81,11 @@ def summarize_history(history:pd.DataFrame, metric:str='accuracy') -> dict:
             'final_valid_loss': float(history.valid_loss.iloc[-1]), 'epochs': len(history)}
 
 def save_predictions(learn, path, dl=None) -> pd.DataFrame:
-    "Write the validation items with their predicted class and class probabilities to `path` (CSV)."
+    """Write the validation items with their predicted class and class probabilities to `path` (CSV); the model's own
+    forward pass in this process (no gathering across processes, so rank 0 can write them alone)."""
+    from .analysis import outputs
     dl = dl or learn.dls.valid
-    probs, _ = learn.get_preds(dl=dl)
+    probs = outputs(learn.model, dl)[0]
     vocab = list(learn.dls.vocab)
     items = dl.items.drop(columns=['is_valid', 'path'], errors='ignore').reset_index(drop=True)
     out = items.assign(pred=np.array(vocab)[probs.argmax(1).numpy()])

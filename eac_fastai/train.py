@@ -5,11 +5,13 @@ from pathlib import Path
 import pandas as pd, torch
 from matplotlib.figure import Figure
 from fastai.callback.schedule import SuggestionMethod
-from fastai.torch_core import set_seed
+from fastai.metrics import AccumMetric, accuracy
+from fastai.torch_core import num_distrib, rank_distrib, set_seed
 from rich.console import Console
 from .augment import BasicAug, Crop, Erasing
 from .checkpoint import RESUME, CheckpointCallback, HistoryLogger, restore_training_state, starting_at
 from .data import label_dataloaders, train_noise_rate
+from .distributed import distributed, is_distributed, is_main_process, use_local_gpu
 from .demo import DemoSpec, demo_dataset
 from .errors import UserError
 from .learner import eac_learner, export_learner, method_callback
@@ -21,7 +23,7 @@ from .schedules import fit_with_schedule
 from .settings import Settings, load_settings
 from .weights import load_torch_file
 
-__all__ = ['DataSource', 'resolve_data', 'recipe_dataloaders', 'recipe_method', 'recipe_learner', 'run_lr_find', 'train_recipe', 'resume_run', 'lr_find_recipe',
+__all__ = ['DataSource', 'resolve_data', 'recipe_dataloaders', 'recipe_method', 'recipe_learner', 'run_lr_find', 'check_distributable', 'train_recipe', 'resume_run', 'lr_find_recipe',
            'CHECKPOINTS', 'run_recipe', 'run_classes', 'load_run']
 
 @dataclass
@@ -64,7 +66,8 @@ def recipe_learner(recipe:Recipe, dls, settings:Settings|None=None, path='.'):
     settings = settings or load_settings()
     m, t = recipe.model, recipe.train
     learn = eac_learner(dls, m.arch, recipe_method(recipe), settings.weights_path(m.weights) if m.weights else None,
-                        opt=t.opt, wd=t.wd, wd_bn_bias=t.wd_bn_bias, path=path)
+                        opt=t.opt, wd=t.wd, wd_bn_bias=t.wd_bn_bias, path=path,
+                        metrics=AccumMetric(accuracy, flatten=False) if is_distributed() else accuracy)   # over the gathered predictions
     if t.channels_last: learn.to_channelslast(use_amp=False)
     if t.precision != 'fp32':
         if dls.device.type != 'cuda': raise UserError(f"train.precision={t.precision} needs a CUDA device; use fp32 on {dls.device.type}")
@@ -82,35 +85,45 @@ def _suggestions(lrs, losses, num_it:int) -> dict:
         except (IndexError, ValueError, RuntimeError): out[f.__name__] = None
     return out
 
-def run_lr_find(learn, recipe:Recipe, out:Path) -> float:
-    "Run fastai's `lr_find`, save `lr_find.json` and `lr_find.png` in `out`, return the recipe's chosen suggestion."
+def run_lr_find(learn, recipe:Recipe, out:Path|None) -> float:
+    "Run fastai's `lr_find`, save `lr_find.json` and `lr_find.png` in `out` (None: nowhere), return the recipe's chosen suggestion."
     cfg = recipe.train.lr_find
     learn.lr_find(cfg.start_lr, cfg.end_lr, cfg.num_it, show_plot=False, suggest_funcs=None)
     lrs, losses = [float(l) for l in learn.recorder.lrs], [float(l) for l in learn.recorder.losses]
     found = _suggestions(lrs, losses, cfg.num_it)
-    write_atomic(out/'lr_find.json', json.dumps(dict(suggestions=found, chosen=cfg.suggestion, lr=found[cfg.suggestion],
-                                                      lrs=lrs, losses=losses), indent=2))
+    if out is not None: _save_lr_find(out, found, cfg.suggestion, lrs, losses)
+    if found[cfg.suggestion] is None:
+        raise UserError(f"lr_find recorded {len(lrs)} steps, too few for the {cfg.suggestion} suggestion "
+                        f"(see {out/'lr_find.png' if out else 'its curve'}); raise train.lr_find.num_it or set train.lr")
+    return found[cfg.suggestion]
+
+def _save_lr_find(out:Path, found:dict, chosen:str, lrs, losses):
+    "`lr_find.json` (suggestions, curve) and `lr_find.png` in `out`."
+    write_atomic(out/'lr_find.json', json.dumps(dict(suggestions=found, chosen=chosen, lr=found[chosen], lrs=lrs, losses=losses), indent=2))
     fig = Figure(figsize=(6, 4))                        # no pyplot: the caller's matplotlib backend is left alone
     ax = fig.subplots()
     ax.plot(lrs, losses); ax.set_xscale('log'); ax.set_xlabel('learning rate'); ax.set_ylabel('smoothed training loss')
     for (k, v), c in zip(found.items(), ('C1', 'C2', 'C3', 'C4')):
         if v is not None: ax.axvline(v, color=c, ls='--', label=f'{k} {v:.2e}')
     ax.legend(); fig.tight_layout(); fig.savefig(out/'lr_find.png', dpi=100)
-    if found[cfg.suggestion] is None:
-        raise UserError(f"lr_find recorded {len(lrs)} steps, too few for the {cfg.suggestion} suggestion "
-                        f"(see {out/'lr_find.png'}); raise train.lr_find.num_it or set train.lr")
-    return found[cfg.suggestion]
+
+def check_distributable(recipe:Recipe):
+    "A `UserError` when `recipe` cannot train in several processes."
+    if recipe.method == 'scn': raise UserError("method scn cannot train in several processes yet: its relabels live in each process; use one")
 
 def _prepare(recipe, out, stem, settings):
-    "Seed, data and learner (any input error surfaces here, before anything is written), then a new run directory."
+    """Seed, data and learner (any input error surfaces here, before anything is written), then a new run directory
+    (in several processes: only rank 0 makes and writes it; the others get None)."""
     settings = settings or load_settings()
     check_output_dir(out or settings.runs, 'runs folder')
+    if is_distributed(): check_distributable(recipe); use_local_gpu()
     if recipe.seed is not None: set_seed(recipe.seed, reproducible=True)
     dls = recipe_dataloaders(recipe, settings)
     if len(dls.train) == 0: raise UserError(f"no training batch: {len(dls.train_ds)} training images, data.bs={recipe.data.bs} "
                                             "and data.drop_last=true; lower data.bs or set data.drop_last=false")
     learn = recipe_learner(recipe, dls, settings)
     for cb in learn.cbs.filter(lambda c: hasattr(c, 'check_data')): cb.check_data(dls)   # e.g. RUL's last batch of one
+    if not is_main_process(): return None, learn
     learn.path = run = new_run_dir(out or settings.runs, stem)
     write_atomic(run/'recipe.yaml', recipe_yaml(recipe))
     write_atomic(run/'env.json', json.dumps(environment(dls.device), indent=2))
@@ -120,22 +133,26 @@ def train_recipe(recipe:Recipe, out=None, stem:str='run', settings:Settings|None
     "Train `recipe` into a new run directory under `out` (default: settings.ini's runs dir) and return it."
     console = console or Console()
     run, learn = _prepare(recipe, out, stem, settings)
-    console.print(f"[bold]{recipe.method}[/] · {recipe.model.arch} · {len(learn.dls.train_ds)} train / "
-                  f"{len(learn.dls.valid_ds)} {recipe.data.valid_split} images · {learn.dls.device} → {run}", soft_wrap=True)
+    if run is not None: console.print(f"[bold]{recipe.method}[/] · {recipe.model.arch} · {len(learn.dls.train_ds)} train / "
+                                      f"{len(learn.dls.valid_ds)} {recipe.data.valid_split} images · {learn.dls.device}"
+                                      f"{f' × {num_distrib()} processes' if is_distributed() else ''} → {run}", soft_wrap=True)
     t = recipe.train
-    with learn.no_bar(): lr = run_lr_find(learn, recipe, run) if t.lr == 'find' else t.lr
-    if t.lr == 'find': console.print(f"lr_find: {t.lr_find.suggestion} suggestion {lr:.2e} (lr_find.png)")
+    with learn.no_bar(): lr = run_lr_find(learn, recipe, run) if t.lr == 'find' else t.lr   # each process finds the same rate
+    if t.lr == 'find' and run is not None: console.print(f"lr_find: {t.lr_find.suggestion} suggestion {lr:.2e} (lr_find.png)")
     return _fit_and_finish(recipe, run, learn, lr, console)
 
-def _fit_and_finish(recipe:Recipe, run:Path, learn, lr:float, console:Console, best:float|None=None, resumed:bool=False) -> Path:
-    "The scheduled fit (checkpoints and history written every epoch), then predictions, metrics.json and export.pkl."
+def _fit_and_finish(recipe:Recipe, run:Path|None, learn, lr:float, console:Console, best:float|None=None, resumed:bool=False) -> Path|None:
+    """The scheduled fit (checkpoints and history written every epoch), then predictions, metrics.json and export.pkl
+    (`run` None: a process other than rank 0 of several, which trains and writes nothing)."""
     t = recipe.train
-    cbs = [HistoryLogger('history.csv', append=resumed), CheckpointCallback('accuracy', resumable=t.resumable, lr=lr, best=best),
-           RichProgressCallback(console)]
-    if t.memorisation: cbs.append(MemorisationCallback())
-    with learn.no_bar(), learn.no_logging():
+    cbs = [MemorisationCallback()] if t.memorisation else []
+    if run is not None: cbs += [HistoryLogger('history.csv', append=resumed), CheckpointCallback('accuracy', resumable=t.resumable and not is_distributed(), lr=lr, best=best),
+                                RichProgressCallback(console)]
+    if is_distributed() and recipe.seed is not None: set_seed(recipe.seed + rank_distrib(), reproducible=True)   # each its own augmentation
+    with learn.no_bar(), learn.no_logging(), distributed(learn):
         fit_with_schedule(learn, t.schedule, t.epochs, lr, t.gamma, t.pct_start, cbs=cbs)
-        save_predictions(learn, run/f'preds_{recipe.data.valid_split}.csv')
+    if run is None: return None
+    with learn.no_bar(), learn.no_logging(): save_predictions(learn, run/f'preds_{recipe.data.valid_split}.csv')
     if recipe.method == 'scn': write_atomic(run/'scn_labels.csv', learn.scn.label_frame().to_csv(index=False))
     history = pd.read_csv(run/'history.csv')
     metrics = dict(summarize_history(history), method=recipe.method, tags=recipe.tags, lr=lr, valid_split=recipe.data.valid_split,
@@ -151,6 +168,7 @@ def resume_run(run, settings:Settings|None=None, console:Console|None=None) -> P
     """Continue the interrupted run in folder `run` after its last finished epoch (`models/resume.pth`), in the same
     folder, as if it had never stopped: with a fixed seed on the same machine, the same history and metrics."""
     run, console = Path(run), console or Console()
+    if is_distributed(): raise UserError("--resume continues a run in one process; start it without torchrun/accelerate")
     recipe = run_recipe(run)
     if (run/'metrics.json').is_file(): raise UserError(f"{run}: finished already (metrics.json exists); nothing to resume")
     if not (run/'models'/RESUME).is_file():

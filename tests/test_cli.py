@@ -77,7 +77,7 @@ def test_more_bad_input_exit_2(tiny_recipe, tmp_path, demo_csv):
     shutil.copytree(demo_csv.parent, tmp_path/'demo')
     (tmp_path/'demo'/pd.read_csv(demo_csv).image[4]).write_text('not a png')
     r = runner.invoke(app, ['train', str(tiny_recipe), '~data.demo', f"data.csv={tmp_path/'demo'/'labels.csv'}", '--out', str(tmp_path/'r')])
-    assert r.exit_code == 2 and 'not readable images, e.g. line 6' in r.output and not (tmp_path/'r').exists()
+    assert r.exit_code == 2 and 'not readable images (corrupt or truncated), e.g. line 6' in r.output and not (tmp_path/'r').exists()
     (tmp_path/'tabs.yaml').write_text('data:\n\tdemo: {}\n')
     r = runner.invoke(app, ['validate', str(tmp_path/'tabs.yaml')])
     assert r.exit_code == 2 and 'tabs.yaml:2: not valid YAML' in r.output and 'not tabs' in r.output

@@ -79,6 +79,8 @@ def test_predict_run_dir_and_export_agree_on_any_image_mode(run, tmp_path):
     assert np.allclose(probs.iloc[0], probs.iloc[1], atol=1e-6)                                # RGBA read as its RGB
     assert (p.pred == probs.idxmax(1).str.removeprefix('prob_')).all()
     r = CliRunner().invoke(app, ['predict', str(run/'export.pkl'), str(folder), '-o', str(tmp_path/'e.csv')])
+    assert r.exit_code == 2 and '--trust-pickle' in r.output and not (tmp_path/'e.csv').exists()   # a pickle runs code: opt in
+    r = CliRunner().invoke(app, ['predict', str(run/'export.pkl'), str(folder), '-o', str(tmp_path/'e.csv'), '--trust-pickle'])
     assert r.exit_code == 0, r.output
     e = pd.read_csv(tmp_path/'e.csv')
     assert np.allclose(e.filter(like='prob_'), probs, atol=1e-5)                              # the export predicts the same
