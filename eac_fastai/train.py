@@ -146,8 +146,9 @@ def _fit_and_finish(recipe:Recipe, run:Path|None, learn, lr:float, console:Conso
     (`run` None: a process other than rank 0 of several, which trains and writes nothing)."""
     t = recipe.train
     cbs = [MemorisationCallback()] if t.memorisation else []
-    if run is not None: cbs += [HistoryLogger('history.csv', append=resumed), CheckpointCallback('accuracy', resumable=t.resumable and not is_distributed(), lr=lr, best=best),
-                                RichProgressCallback(console)]
+    if run is not None:                                # resuming a run of several processes: not yet (each has its own generators)
+        cbs += [HistoryLogger('history.csv', append=resumed), RichProgressCallback(console),
+                CheckpointCallback('accuracy', resumable=t.resumable and not is_distributed(), lr=lr, best=best)]
     if is_distributed() and recipe.seed is not None: set_seed(recipe.seed + rank_distrib(), reproducible=True)   # each its own augmentation
     with learn.no_bar(), learn.no_logging(), distributed(learn):
         fit_with_schedule(learn, t.schedule, t.epochs, lr, t.gamma, t.pct_start, cbs=cbs)
