@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .archs import ARCHS
 from .errors import UserError
 
-__all__ = ['Recipe', 'RecipeError', 'load_recipe', 'load_recipes', 'apply_overrides', 'recipe_yaml', 'recipe_cells', 'recipe_configs', 'ref_stem']
+__all__ = ['Recipe', 'RecipeError', 'load_recipe', 'load_recipes', 'apply_overrides', 'recipe_yaml', 'recipe_cells', 'recipe_configs', 'ref_stem',
+           'recipe_reference', 'REFERENCE_MARKERS', 'with_reference']
 
 class RecipeError(UserError): "A recipe file or override that does not validate."
 

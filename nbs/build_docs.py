@@ -36,7 +36,9 @@ def api_notebook(module) -> dict:
     cells = [_cell('markdown', f"# {name.split('.')[-1]}\n\n> {(module.__doc__ or '').strip().splitlines()[0]}"),
              _cell('markdown', (module.__doc__ or '').strip()),
              _cell('code', f"#| hide\nfrom nbdev.showdoc import show_doc\nimport {name}")]
-    cells += [_cell('code', f"show_doc({name}.{n})") for n in module.__all__]
+    for n in module.__all__:                           # functions and classes through show_doc; constants shown with their value
+        if callable(getattr(module, n)): cells.append(_cell('code', f"show_doc({name}.{n})"))
+        else: cells += [_cell('markdown', f"### {n}"), _cell('code', f"{name}.{n}")]
     return _nb(cells)
 
 def write_api_notebooks(dest:Path=NBS/'api') -> list[Path]:
