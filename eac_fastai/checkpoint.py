@@ -106,7 +106,7 @@ def starting_at(learn, state:dict):
     """Inside, `learn.fit` runs only the epochs after `state['epoch']`, as if the earlier ones had just run: every generator,
     fastai's counters and smoothed loss restored at the start of the first of them (`restore_training_state` first)."""
     first = state['epoch'] + 1
-    def _do_fit():                                     # fastai's epoch loop, from `first` on (its own SkipToEpoch fires every after_epoch)
+    def _do_fit():                                     # fastai's epoch loop from `first` on (fastai's SkipToEpoch would fire after_epoch for skipped ones)
         for epoch in range(first, learn.n_epoch):
             learn.epoch = epoch
             learn._with_events(learn._do_epoch, 'epoch', CancelEpochException)
