@@ -124,7 +124,8 @@ def make_demo_dataset(dest, spec:DemoSpec=DemoSpec()) -> Path:
         df = add_label_noise(df, RAFDB_CLASSES, symmetric_noise_matrix(len(RAFDB_CLASSES), spec.noise), seed=spec.seed)
         df.to_csv(tmp/'labels.csv', index=False)
         (tmp/'demo.json').write_text(json.dumps(asdict(spec), indent=2))
-        if dest.exists(): shutil.rmtree(dest)
+        if (dest/'labels.csv').is_file(): return dest/'labels.csv'   # another process made it meanwhile: same seed, same files
+        if dest.exists(): shutil.rmtree(dest)                 # an incomplete one
         tmp.chmod(0o755)                                # mkdtemp makes it private
         tmp.rename(dest)
     finally:
