@@ -38,7 +38,7 @@ class ProcessGroupTrainer(DistributedTrainer):
 def distributed(learn):
     """Inside, `learn` trains as one of the processes torchrun/accelerate started (nothing changes in a single process):
     DistributedDataParallel over NCCL on GPUs (with SyncBatchNorm) or gloo on the CPU (which has no SyncBatchNorm),
-    progress bars on rank 0 only."""
+    progress bars on rank 0 only; the process group is closed after the fit (what follows runs in each process alone)."""
     if not is_distributed():
         yield learn; return
     gpu = learn.dls.device.type == 'cuda'
@@ -47,6 +47,13 @@ def distributed(learn):
     if not is_main_process(): learn.remove_cb(ProgressCallback)
     try: yield learn
     finally: learn.remove_cb(trainer)
+    _close_process_group()                             # after a clean fit only: a failed process must not wait at a barrier
+
+def _close_process_group():
+    "Wait for every process, then close the process group: gloo's threads must not outlive it when the processes exit."
+    from accelerate.state import AcceleratorState
+    if torch.distributed.is_initialized(): torch.distributed.barrier(); torch.distributed.destroy_process_group()
+    AcceleratorState._reset_state(reset_partial_state=True)
 
 def launch(nproc:int, args:list[str]) -> int:
     "Run `eac-fastai <args>` in `nproc` processes on this machine through torchrun; its exit code."

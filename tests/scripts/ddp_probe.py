@@ -14,7 +14,7 @@ from eac_fastai.train import recipe_dataloaders, recipe_learner
 class Probe(Callback):
     "Count this process's optimizer steps and record which training images its batches held."
     order = 100
-    def before_fit(self): self.steps, self.seen = 0, []
+    def before_fit(self): self.steps, self.seen, self.world = 0, [], torch.distributed.get_world_size()
     def after_step(self): self.steps += 1
     def before_batch(self):
         if self.training: self.seen += [int(i) for i in self.dl._DataLoader__idxs[self.iter*self.dl.bs:][:len(self.y)]]   # this rank's share
@@ -26,4 +26,4 @@ learn = recipe_learner(recipe, recipe_dataloaders(recipe))
 before, probe = fingerprint(learn.model), Probe()
 with learn.no_bar(), learn.no_logging(), distributed(learn): learn.fit(recipe.train.epochs, 1e-3, cbs=[probe])
 (out/f'rank{rank_distrib()}.json').write_text(json.dumps(dict(steps=probe.steps, seen=probe.seen, before=before, after=fingerprint(learn.model),
-                                                               world=torch.distributed.get_world_size())))
+                                                               world=probe.world)))
