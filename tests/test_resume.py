@@ -88,6 +88,11 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, settings_file):
         r = cli.invoke(app, ['train', *args])
         assert r.exit_code == 2 and msg in r.output, r.output
     (done/'metrics.json').unlink()
+    recipe, stat = (done/'recipe.yaml').read_text(), (done/'recipe.yaml').stat()
+    (done/'recipe.yaml').write_text(recipe.replace('epochs: 4', 'epochs: 5'))          # the recipe edited after the run started
+    r = cli.invoke(app, ['train', '--resume', str(done)])
+    assert r.exit_code == 2 and 'written for 4 epochs but recipe.yaml says 5' in r.output, r.output
+    (done/'recipe.yaml').write_text(recipe); os.utime(done/'recipe.yaml', ns=(stat.st_atime_ns, stat.st_mtime_ns))
     (done/'models'/RESUME).write_bytes(b'not a checkpoint')
     r = cli.invoke(app, ['train', '--resume', str(done)])
     assert r.exit_code == 2 and 'not a PyTorch checkpoint' in r.output, r.output
