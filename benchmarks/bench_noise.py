@@ -10,6 +10,7 @@ predicted as the given (noisy) label and as the clean label, per epoch.
     apt-get install -y dataset-fashion-mnist
     .venv/bin/python benchmarks/bench_noise.py --noise 30                 # the five methods at 30% noise
     .venv/bin/python benchmarks/bench_noise.py --noise 10 20 30 --lam 1 2 10
+    .venv/bin/python benchmarks/bench_noise.py --noise 10 --methods --lam 1    # only EAC at λ 1
 """
 import argparse, json, os, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
@@ -76,7 +77,7 @@ def markdown(df:pd.DataFrame, curves:dict, every:int=5) -> str:
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--noise', type=int, nargs='+', default=[30], choices=[10, 20, 30], help='noise rates in percent')
-    p.add_argument('--methods', nargs='+', default=list(METHODS), choices=METHODS)
+    p.add_argument('--methods', nargs='*', default=list(METHODS), choices=METHODS, help='methods at the recipe\'s settings (none: only the --lam runs)')
     p.add_argument('--lam', type=float, nargs='*', default=[], help="extra EAC runs at these λ (the recipe's is 5)")
     p.add_argument('--jobs', type=int, default=2, help='runs trained at the same time')
     p.add_argument('--threads', type=int, default=None, help='threads per run (default: CPU cores ÷ jobs)')
