@@ -77,7 +77,7 @@ def test_kill_9_mid_epoch_then_resume_from_the_cli(tmp_path, settings_file):
     _same_result(whole, cut)
 
 def test_resume_refuses_what_it_cannot_continue(tmp_path, settings_file):
-    "Exit code 2 and one message, nothing written: a finished run, a run without a checkpoint, a recipe as well, a corrupt checkpoint."
+    "Exit code 2 and one message, nothing written: a finished run, a run without a checkpoint, a recipe as well, a checkpoint of another model or epoch count, a corrupt checkpoint."
     cli = CliRunner()
     done = train_recipe(load_recipe(_recipe(tmp_path)), tmp_path/'runs')
     before = {f: f.stat().st_mtime_ns for f in done.rglob('*') if f.is_file()}
@@ -93,6 +93,11 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, settings_file):
     r = cli.invoke(app, ['train', '--resume', str(done)])
     assert r.exit_code == 2 and 'written for 4 epochs but recipe.yaml says 5' in r.output, r.output
     (done/'recipe.yaml').write_text(recipe); os.utime(done/'recipe.yaml', ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    state = load_torch_file(done/'models'/RESUME)
+    state['model']['0.0.weight'] = state['model']['0.0.weight'][:1]                     # weights of another model
+    torch.save(state, done/'models'/RESUME)
+    r = cli.invoke(app, ['train', '--resume', str(done)])
+    assert r.exit_code == 2 and "does not fit the run's model or optimizer" in r.output and 'restore it or start a new run' in r.output, r.output
     (done/'models'/RESUME).write_bytes(b'not a checkpoint')
     r = cli.invoke(app, ['train', '--resume', str(done)])
     assert r.exit_code == 2 and 'not a PyTorch checkpoint' in r.output, r.output
