@@ -11,6 +11,7 @@ predicted as the given (noisy) label and as the clean label, per epoch.
     .venv/bin/python benchmarks/bench_noise.py --noise 30                 # the five methods at 30% noise
     .venv/bin/python benchmarks/bench_noise.py --noise 10 20 30 --lam 1 2 10
     .venv/bin/python benchmarks/bench_noise.py --noise 10 --methods --lam 1    # only EAC at λ 1
+    .venv/bin/python benchmarks/bench_noise.py --merge runs/bench-noise-*/results.json   # one table of earlier runs
 """
 import argparse, json, os, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +59,15 @@ def summarize(done) -> tuple[pd.DataFrame, dict]:
                          max_flipped_as_given=h.flipped_as_given.max(), train_noise=m['train_noise_rate'], minutes=j['minutes'], run=j['run']))
     return pd.DataFrame(rows), curves
 
+def merge(files) -> tuple[pd.DataFrame, dict]:
+    "The runs and curves of several `results.json` as one table, ordered by noise rate, method and λ."
+    parts = [json.loads(Path(f).read_text()) for f in files]
+    df = pd.DataFrame([r for p in parts for r in p['runs']])
+    df = df.assign(order=df.method.map(METHODS.index)).sort_values(['noise', 'order', 'lam'], na_position='first').drop(columns='order')
+    curves = {k: v for p in parts for k, v in p['curves'].items()}
+    names = [Path(r).parent.name for r in df.run]                 # the job's folder: noise<N>-<method>[-lam<λ>]
+    return df, {n: curves[n] for n in names if n in curves}
+
 def markdown(df:pd.DataFrame, curves:dict, every:int=5) -> str:
     "The results table and the memorisation curves as Markdown tables."
     pct = lambda v: f"{100*v:.1f}"
@@ -83,8 +93,10 @@ def main():
     p.add_argument('--threads', type=int, default=None, help='threads per run (default: CPU cores ÷ jobs)')
     p.add_argument('--out', type=Path, default=None, help="parent folder (default: settings.ini's runs)")
     p.add_argument('--source', type=Path, default=Path('/usr/share/datasets/fashion-mnist'), help='the Fashion-MNIST IDX files')
+    p.add_argument('--merge', type=Path, nargs='+', help='train nothing: print one table of these results.json files')
     p.add_argument('overrides', nargs='*', help='recipe overrides for every run, e.g. train.epochs=10')
     a = p.parse_args()
+    if a.merge: return print(markdown(*merge(a.merge)))
     from eac_fastai.settings import load_settings
     settings = load_settings()
     make_data(settings.data, a.noise, a.source)
