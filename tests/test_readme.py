@@ -1,8 +1,17 @@
-"README stays true to the code: the recipe reference is the schema's."
+"README stays true to the code: its two opening commands, the recipe reference is the schema's."
+import re
 from pathlib import Path
 from eac_fastai.recipe import REFERENCE_MARKERS, recipe_reference, with_reference
 
-README = Path(__file__).parent.parent/'README.md'
+ROOT = Path(__file__).parent.parent
+README = ROOT/'README.md'
+
+def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
+    "The first two code blocks: set up and train the quickstart recipe; set up and test, exactly the line `.ci/run` runs."
+    train, test = re.findall(r"```bash\n(.*?)\n```", README.read_text(), re.S)[:2]
+    assert 'pip install -e' in train and train.endswith('eac-fastai train recipes/quickstart.yaml')
+    assert 'pip install -e ".[dev]"' in test and test.endswith('.venv/bin/python -m pytest')
+    assert test in (ROOT/'.ci'/'run').read_text().splitlines()
 
 def test_readme_recipe_reference_matches_the_schema():
     text = README.read_text()
