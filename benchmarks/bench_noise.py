@@ -68,13 +68,14 @@ def merge(files) -> tuple[pd.DataFrame, dict]:
     names = [Path(r).parent.name for r in df.run]                 # the job's folder: noise<N>-<method>[-lam<λ>]
     return df, {n: curves[n] for n in names if n in curves}
 
-def markdown(df:pd.DataFrame, curves:dict, every:int=5) -> str:
-    "The results table and the memorisation curves as Markdown tables."
+def markdown(df:pd.DataFrame, curves:dict, every:int=5, minutes:bool=True) -> str:
+    "The results table (with each run's wall minutes) and the memorisation curves as Markdown tables."
     pct = lambda v: f"{100*v:.1f}"
-    lines = ['| noise % | method | λ | last-5 | final | best | flipped → given (final / max) | flipped → clean (final) | min |', '|' + '---|'*9]
+    head = ['noise %', 'method', 'λ', 'last-5', 'final', 'best', 'flipped → given (final / max)', 'flipped → clean (final)'] + ['min']*minutes
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|'*len(head)]
     for r in df.itertuples():
-        lines.append(f"| {r.noise} | {r.method} | {'' if pd.isna(r.lam) else r.lam} | {pct(r.last5)} | {pct(r.final)} | {pct(r.best)} | "
-                     f"{pct(r.flipped_as_given)} / {pct(r.max_flipped_as_given)} | {pct(r.flipped_as_clean)} | {r.minutes:.1f} |")
+        lines.append(f"| {r.noise} | {r.method} | {'' if pd.isna(r.lam) else f'{r.lam:g}'} | {pct(r.last5)} | {pct(r.final)} | {pct(r.best)} | "
+                     f"{pct(r.flipped_as_given)} / {pct(r.max_flipped_as_given)} | {pct(r.flipped_as_clean)} |" + f" {r.minutes:.1f} |"*minutes)
     if curves:
         epochs = next(iter(curves.values()))['epoch']
         shown = [e for e in epochs if (e+1) % every == 0 or e == 0]
@@ -96,7 +97,7 @@ def main():
     p.add_argument('--merge', type=Path, nargs='+', help='train nothing: print one table of these results.json files')
     p.add_argument('overrides', nargs='*', help='recipe overrides for every run, e.g. train.epochs=10')
     a = p.parse_args()
-    if a.merge: return print(markdown(*merge(a.merge)))
+    if a.merge: return print(markdown(*merge(a.merge), minutes=False))    # runs measured apart: their minutes are not comparable
     from eac_fastai.settings import load_settings
     settings = load_settings()
     make_data(settings.data, a.noise, a.source)
