@@ -190,7 +190,7 @@ def test_one_forward_equals_two_forward_calls(demo_csv):
     class FirstStep(Callback):
         order = 7
         def after_backward(self):
-            self.loss = self.learn.loss_grad.detach().clone()
+            self.step_loss = self.learn.loss_grad.detach().clone()
             self.grads = torch.cat([p.grad.flatten() for p in self.learn.model.parameters() if p.grad is not None])
             raise CancelFitException
     runs = []
@@ -200,7 +200,7 @@ def test_one_forward_equals_two_forward_calls(demo_csv):
         set_seed(3)
         with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
         stats = {k: v.clone() for k, v in learn.model.state_dict().items() if 'running' in k or 'num_batches' in k}
-        runs.append((learn.first_step.loss, learn.first_step.grads, stats))
+        runs.append((learn.first_step.step_loss, learn.first_step.grads, stats))
     (l1, g1, s1), (l2, g2, s2) = runs
     torch.testing.assert_close(l1, l2, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(g1, g2, rtol=1e-3, atol=1e-5)
