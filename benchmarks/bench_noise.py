@@ -59,9 +59,18 @@ def summarize(done) -> tuple[pd.DataFrame, dict]:
                          max_flipped_as_given=h.flipped_as_given.max(), train_noise=m['train_noise_rate'], minutes=j['minutes'], run=j['run']))
     return pd.DataFrame(rows), curves
 
+def read_results(path) -> dict:
+    "One `results.json` written by this script; a clear exit (status 2) naming the file when it is not one."
+    def fail(why): print(f"--merge: {path}: {why}", file=sys.stderr); sys.exit(2)
+    try: d = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e: fail(f"cannot read it as JSON ({e})")
+    if not (isinstance(d, dict) and isinstance(d.get('runs'), list) and isinstance(d.get('curves'), dict)):
+        fail("not a results.json of bench_noise.py (it has no 'runs' list and 'curves' mapping); give the files its runs wrote")
+    return d
+
 def merge(files) -> tuple[pd.DataFrame, dict]:
     "The runs and curves of several `results.json` as one table, ordered by noise rate, method and λ."
-    parts = [json.loads(Path(f).read_text()) for f in files]
+    parts = [read_results(f) for f in files]
     df = pd.DataFrame([r for p in parts for r in p['runs']])
     df = df.assign(order=df.method.map(METHODS.index)).sort_values(['noise', 'order', 'lam'], na_position='first').drop(columns='order')
     curves = {k: v for p in parts for k, v in p['curves'].items()}

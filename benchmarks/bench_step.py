@@ -13,7 +13,8 @@ Variants (one optimizer step each; the data is already in memory, so only the st
 - `fastai_ce`:   eac-fastai's learner, method baseline (CE + the same batch augmentation: noise, erasing)
 - `fastai_bare`: the same without augmentation (fastai's overhead over `plain_ce`)
 - `fastai_eac`:  eac-fastai's learner, method eac (two forward calls, einsum CAM, torch.flip)
-- `fastai_eac1`: the same with `one_forward=True` (one call over both views, BatchNorm per view)
+- `fastai_eac_bare`: the same without augmentation (like-for-like with `official`, whose augmentation is not in its step)
+- `fastai_eac1`: `fastai_eac` with `one_forward=True` (one call over both views, BatchNorm per view)
 - `fastai_eac_cl`: `fastai_eac` in channels_last memory format (fastai's `ChannelsLast`; `train.channels_last`)
 - `fastai_eac_bf16`, `fastai_eac_fp16`: `fastai_eac` in mixed precision (fastai's `MixedPrecision`), CUDA only
 - `official`:    plain PyTorch written as the official EAC step (EAC_SPEC §7): two forwards, the CAM as a broadcast
@@ -145,6 +146,7 @@ def main():
     variants = dict(fastai_ce=fastai_variant('baseline', x, y, a.bs, n),
                     fastai_bare=fastai_variant('baseline', x, y, a.bs, n, erase=None, basic=None),
                     fastai_eac=fastai_variant('eac', x, y, a.bs, n),
+                    fastai_eac_bare=fastai_variant('eac', x, y, a.bs, n, erase=None, basic=None),
                     fastai_eac1=fastai_variant('eac', x, y, a.bs, n, one_forward=True),
                     fastai_eac_cl=fastai_variant('eac', x, y, a.bs, n, channels_last=True),
                     official=official_variant(x, y, a.bs, n), plain_ce=plain_ce_variant(x, y, a.bs, n))
@@ -159,6 +161,7 @@ def main():
     wall = {k: m['wall'] for k, m in med.items()}
     ratios = {'EAC ÷ CE (eac-fastai)': wall['fastai_eac']/wall['fastai_ce'],
               'EAC eac-fastai ÷ official pattern': wall['fastai_eac']/wall['official'],
+              'EAC eac-fastai ÷ official pattern (no aug)': wall['fastai_eac_bare']/wall['official'],
               'EAC one forward ÷ two forward calls': wall['fastai_eac1']/wall['fastai_eac'],
               'EAC channels_last ÷ contiguous': wall['fastai_eac_cl']/wall['fastai_eac'],
               **{f'EAC {pr} ÷ fp32': wall[f'fastai_eac_{pr}']/wall['fastai_eac'] for pr in ('bf16', 'fp16') if f'fastai_eac_{pr}' in wall},
