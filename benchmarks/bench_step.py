@@ -65,7 +65,7 @@ def peak_memory(run, device) -> int:
 def fastai_variant(method, x, y, bs, steps, channels_last=False, precision='fp32', **kwargs):
     "A function running `steps` training batches of eac-fastai's learner with `method`; returns their (wall, cpu) times."
     items = [(x[i % len(x)], y[i % len(y)]) for i in range(bs*steps)]
-    dls = DataLoaders(TfmdDL(items, bs=bs, shuffle=False, after_batch=[]), TfmdDL(items[:bs], bs=bs, after_batch=[]), device=x.device)
+    dls = DataLoaders(TfmdDL(items, bs=bs, shuffle=False, after_batch=[], num_workers=0), TfmdDL(items[:bs], bs=bs, after_batch=[], num_workers=0), device=x.device)
     timer = StepTimer()
     learn = eac_learner(dls, 'resnet18', method=method, n_out=7, metrics=[], cbs=[timer], **kwargs)          # fit moves the model to dls.device
     if channels_last: learn.to_channelslast(use_amp=False)
@@ -153,30 +153,34 @@ def main():
     if device.type == 'cuda':
         variants.update(fastai_eac_bf16=fastai_variant('eac', x, y, a.bs, n, precision='bf16'),
                         fastai_eac_fp16=fastai_variant('eac', x, y, a.bs, n, precision='fp16'))
-    times = {k: [] for k in variants}
+    reps = {k: [] for k in variants}                                     # per repeat, the (wall, cpu) of each timed step
     for _ in range(a.repeats):
-        for k, run in variants.items(): times[k] += run()[1:]              # alternating; the first step of each is warm-up
+        for k, run in variants.items(): reps[k].append(run()[1:])          # alternating; the first step of each is warm-up
+    times = {k: [s for r in v for s in r] for k, v in reps.items()}
     med = {k: dict(wall=statistics.median(t for t, _ in v), cpu=statistics.median(c for _, c in v)) for k, v in times.items()}
     peak = {k: peak_memory(run, device) for k, run in variants.items()}
-    wall = {k: m['wall'] for k, m in med.items()}
-    ratios = {'EAC ÷ CE (eac-fastai)': wall['fastai_eac']/wall['fastai_ce'],
-              'EAC eac-fastai ÷ official pattern': wall['fastai_eac']/wall['official'],
-              'EAC eac-fastai ÷ official pattern (no aug)': wall['fastai_eac_bare']/wall['official'],
-              'EAC one forward ÷ two forward calls': wall['fastai_eac1']/wall['fastai_eac'],
-              'EAC channels_last ÷ contiguous': wall['fastai_eac_cl']/wall['fastai_eac'],
-              **{f'EAC {pr} ÷ fp32': wall[f'fastai_eac_{pr}']/wall['fastai_eac'] for pr in ('bf16', 'fp16') if f'fastai_eac_{pr}' in wall},
-              'official EAC ÷ plain CE': wall['official']/wall['plain_ce'],
-              'CE step eac-fastai ÷ plain PyTorch (no aug)': wall['fastai_bare']/wall['plain_ce'],
-              'peak memory: EAC eac-fastai ÷ official pattern': peak['fastai_eac']/peak['official']}
+    pairs = {'EAC ÷ CE (eac-fastai)': ('fastai_eac', 'fastai_ce'),
+             'EAC eac-fastai ÷ official pattern': ('fastai_eac', 'official'),
+             'EAC eac-fastai ÷ official pattern (no aug)': ('fastai_eac_bare', 'official'),
+             'EAC one forward ÷ two forward calls': ('fastai_eac1', 'fastai_eac'),
+             'EAC channels_last ÷ contiguous': ('fastai_eac_cl', 'fastai_eac'),
+             **{f'EAC {pr} ÷ fp32': (f'fastai_eac_{pr}', 'fastai_eac') for pr in ('bf16', 'fp16') if f'fastai_eac_{pr}' in variants},
+             'official EAC ÷ plain CE': ('official', 'plain_ce'),
+             'CE step eac-fastai ÷ plain PyTorch (no aug)': ('fastai_bare', 'plain_ce')}
+    wall = lambda steps: statistics.median(t for t, _ in steps)
+    ratios = {k: med[n]['wall']/med[d]['wall'] for k, (n, d) in pairs.items()}
+    spread = {k: [wall(rn)/wall(rd) for rn, rd in zip(reps[n], reps[d])] for k, (n, d) in pairs.items()}   # the same ratio, repeat by repeat
+    ratios['peak memory: EAC eac-fastai ÷ official pattern'] = peak['fastai_eac']/peak['official']
     h = w = (a.size + 31)//32
     mem = cam_bytes(a.bs, 7, 512, h, w)
     print(f"ResNet-18, {a.size} px, batch {a.bs}, {a.device}, {a.threads} thread(s), {a.repeats}×{a.steps} timed steps per variant; "
           f"torch {torch.__version__}")
     print(f"{'variant':<16} {'wall s/step':>12} {'cpu s/step':>11} {'peak MiB':>9}")
     for k, m in med.items(): print(f"{k:<16} {m['wall']:>12.4f} {m['cpu']:>11.3f} {peak[k]/2**20:>9.0f}")
-    for k, r in ratios.items(): print(f"{k:<48} {r:6.2f}")
+    print(f"{'ratio (of medians)':<48} {'all':>6}   per repeat")
+    for k, r in ratios.items(): print(f"{k:<48} {r:6.2f}   {' '.join(f'{v:.2f}' for v in spread.get(k, []))}")
     print(f"CAM intermediate per view (computed): official {mem['official']/2**20:.1f} MiB, eac-fastai {mem['eac_fastai']/2**20:.3f} MiB")
-    if a.json: a.json.write_text(json.dumps(dict(args=vars(a) | dict(json=str(a.json)), median=med, peak_bytes=peak, ratios=ratios,
+    if a.json: a.json.write_text(json.dumps(dict(args=vars(a) | dict(json=str(a.json)), median=med, peak_bytes=peak, ratios=ratios, ratios_per_repeat=spread,
                                                    cam_bytes=mem, torch=torch.__version__, samples=times), indent=2))
 
 if __name__ == '__main__': main()
