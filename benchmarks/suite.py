@@ -1,13 +1,13 @@
 """The performance suite in one command: every speed and memory benchmark of README "Performance" on this machine.
 
 Runs each benchmark script in its own process, one after another (the machine otherwise idle), prints their tables
-and keeps each one's printout and JSON in a new folder under `--out`:
+and keeps in a new folder under `--out` each one's JSON, printout (NAME.txt) and log lines (NAME.stderr.txt):
 - CPU, always: `bench_step.py` (EAC ÷ CE, ÷ the official step pattern, one forward, channels_last, peak memory) and
   `bench_epoch.py` (fastai ÷ plain PyTorch epoch, data pipeline and cache ÷ training throughput), 112 px, 1 thread;
 - CUDA, when there is a GPU: `bench_step.py --device cuda` at 224 px, batch 64 (adds bf16 and fp16), and
   `bench_rafdb_epoch.py`: RAF-DB-sized EAC epochs at 224 px in bf16 and in fp32, with the 60-epoch projection.
 
-    python benchmarks/suite.py                 # about 10 minutes on a 2-core CPU
+    python benchmarks/suite.py                 # 15 to 20 minutes on a 2-core CPU
     python benchmarks/suite.py --skip-cpu      # GPU part only
 """
 import argparse, os, subprocess, sys, time
@@ -43,9 +43,10 @@ def main():
         print(f"\n## {name}: {script} {' '.join(args)}", flush=True)
         r = subprocess.run([sys.executable, str(HERE/script), *args, '--json', str(folder/f'{name}.json')],
                            capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS='ignore'))
-        (folder/f'{name}.txt').write_text(r.stdout + r.stderr)
+        (folder/f'{name}.txt').write_text(r.stdout)                      # the table; the torch profiler's log lines go to stderr
+        if r.stderr: (folder/f'{name}.stderr.txt').write_text(r.stderr)
         print(r.stdout.rstrip() or r.stderr[-2000:], flush=True)
-        if r.returncode: failed.append(name); print(f"FAILED (exit {r.returncode}): see {folder/(name + '.txt')}")
+        if r.returncode: failed.append(name); print(f"FAILED (exit {r.returncode}): see {folder/(name + '.stderr.txt')}")
         print(f"({(time.time() - t0)/60:.1f} min)", flush=True)
     if failed: sys.exit(f"failed: {', '.join(failed)}")
 
