@@ -140,7 +140,7 @@ class EACCallback(_CAMConsistency):
             self.per_view.close(); self.per_view = None
             features, flipped = features.chunk(2)
             self.learn.pred = self.pred[:len(features)]        # the flipped view's logits are not used (imbalanced framework)
-        else: flipped = self.body(self.x_flip)         # its own forward call: its own BatchNorm statistics, as officially
+        else: flipped, self.hook.stored = self.body(self.x_flip), None   # its own forward call (own BatchNorm statistics, as officially)
         self.consistency = flip_consistency(self.cams(features), self.cams(flipped))
 
 class ACCallback(_CAMConsistency):

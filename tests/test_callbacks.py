@@ -101,6 +101,16 @@ def test_no_hooks_left_after_fit_lr_find_or_interrupt(dls, tmp_path):
     assert _n_hooks(learn.model) == 0
     assert learn.metrics.attrgot('name') == ['accuracy']    # the logging metrics are removed after fit
 
+@pytest.mark.parametrize('method,kw', [('eac', {}), ('eac', dict(one_forward=True)), ('ac', {})])
+def test_model_can_be_deep_copied_between_steps(dls, method, kw):
+    "No graph is left on the model after a step (the hook's stored features), so callbacks like an EMA can deepcopy it."
+    class CopyModel(Callback):
+        def before_fit(self): self.copies = 0
+        def after_step(self): copy.deepcopy(self.learn.model); self.copies += 1
+    cb = CopyModel()
+    eac_learner(dls, 'resnet18', method=method, cbs=[cb], **kw).fit(1, 1e-3)
+    assert cb.copies == len(dls.train)
+
 def test_logs_ce_and_consistency_and_works_with_one_cycle(dls):
     "train_ce / train_consistency are the image-weighted epoch means of the per-batch terms."
     cap = Capture()
