@@ -202,7 +202,8 @@ def inference_dataloaders(dls) -> DataLoaders:
     return block.dataloaders(rows.assign(is_valid=[False, True]), bs=dls.valid.bs, device=dls.device).new_empty()
 
 def train_noise_rate(dls) -> float|None:
-    "Share of the training images whose given label differs from their `clean_label`, when the CSV has one."
+    "Share of the training images whose given label differs from their `clean_label`, among those with one (None: no row has one)."
     items = dls.train_ds.items
     if not isinstance(items, pd.DataFrame) or CLEAN not in items.columns: return None
-    return float((items.label != items[CLEAN]).mean())
+    known = items[items[CLEAN].fillna('') != '']                # an empty clean_label means "not known"
+    return float((known.label != known[CLEAN]).mean()) if len(known) else None

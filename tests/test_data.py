@@ -2,7 +2,7 @@
 import re
 import numpy as np, pandas as pd, pytest, torch
 from PIL import Image
-from eac_fastai.data import label_dataloaders, read_label_csv
+from eac_fastai.data import label_dataloaders, read_label_csv, train_noise_rate
 from eac_fastai.errors import UserError
 
 def write(tmp_path, text, name='labels.csv'):
@@ -38,6 +38,19 @@ def test_dataloaders_from_demo_csv(demo_csv):
     df = pd.read_csv(demo_csv)
     train_labels = [dls.vocab[int(y)] for _, y in dls.train_ds]
     assert sorted(train_labels) == sorted(df.label[df.split == 'train'])           # the given (noisy) labels are trained on
+
+def test_train_noise_rate_counts_only_rows_with_a_clean_label(demo_csv, tmp_path):
+    df = pd.read_csv(demo_csv)
+    train = df.split == 'train'
+    noisy = (df.label != df.clean_label)[train]
+    assert train_noise_rate(label_dataloaders(demo_csv, img_size=16, bs=8)) == pytest.approx(noisy.mean())
+    unknown = df.index[train][::2]                                               # every other training row: clean label not known
+    df.loc[unknown, 'clean_label'] = ''
+    f = tmp_path/'partly_known.csv'; df.to_csv(f, index=False)
+    known = train & (df.clean_label.fillna('') != '')
+    assert train_noise_rate(label_dataloaders(f, root=demo_csv.parent, img_size=16, bs=8)) == pytest.approx((df.label != df.clean_label)[known].mean())
+    df.loc[train, 'clean_label'] = ''; df.to_csv(f, index=False)
+    assert train_noise_rate(label_dataloaders(f, root=demo_csv.parent, img_size=16, bs=8)) is None
 
 def test_missing_images_and_empty_classes(demo_csv, tmp_path):
     df = pd.read_csv(demo_csv)
