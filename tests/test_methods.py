@@ -127,12 +127,17 @@ def test_scn_loss_is_ce_of_scaled_logits_plus_rank_reg(dls):
     torch.testing.assert_close(r['loss_grad'], F.cross_entropy(r['pred'], r['yb']) + rank_regularization(alpha, 0.7, 10.))
 
 def test_rul_loss_groups_and_learning_rates(dls):
-    cap = _Capture()
-    learn = eac_learner(dls, 'resnet18', method='rul', cbs=[cap])
+    class StepLRs(Callback):
+        order = 99                                                                   # after RUL's before_step
+        def before_fit(self): self.lrs = []
+        def before_step(self): self.lrs.append([g['lr'] for g in self.opt.opt.param_groups])
+    cap, step = _Capture(), StepLRs()
+    learn = eac_learner(dls, 'resnet18', method='rul', cbs=[cap, step])
     assert isinstance(learn.model[1], RULHead)
     _fit(learn, 1, lr=1e-3)
-    lrs = [g['lr'] for g in learn.opt.opt.param_groups]
-    assert len(lrs) == 2 and lrs[1] == pytest.approx(10*lrs[0]) and lrs[0] == pytest.approx(1e-3)
+    assert len(step.lrs) == len(dls.train) and all(lrs == pytest.approx([1e-3, 1e-2]) for lrs in step.lrs)   # at each step
+    assert [g['lr'] for g in learn.opt.opt.param_groups] == pytest.approx([1e-3, 1e-3])                  # the schedule's, between steps
+    assert learn.recorder.lrs == pytest.approx([1e-3]*len(dls.train))                                    # what fastai logs
     assert sum(p.numel() for p in learn.opt.opt.param_groups[1]['params']) == sum(p.numel() for p in learn.model[1].fc.parameters())
     r = cap.rows[0]
     assert r['loss_grad'] > 0 and learn.model[1].perm is None                       # the pairing is consumed by the loss
@@ -157,7 +162,7 @@ def test_lr_find_leaves_every_method_as_it_was(dls, method, tmp_path):
     learn = eac_learner(dls, 'resnet18', method=method, path=tmp_path, **(dict(relabel_epoch=1, margin2=-1.) if method == 'scn' else {}))
     before = copy.deepcopy(learn.model.state_dict())
     with learn.no_bar(), learn.no_logging(): learn.lr_find(1e-5, 1e-1, num_it=20, show_plot=False, suggest_funcs=None)
-    assert len(learn.recorder.losses) > 5
+    assert len(learn.recorder.losses) > 5 and learn.recorder.lrs[0] == pytest.approx(1e-5)   # the rate the body steps at (RUL: fc ×10)
     assert all(torch.equal(v, learn.model.state_dict()[k]) for k, v in before.items())   # lr_find restores the weights
     assert not any(m._forward_hooks for m in learn.model.modules())                      # no hook left behind
     assert len(learn.metrics) == 1                                                       # only accuracy: the logged terms are removed
@@ -169,7 +174,7 @@ def test_rul_classifier_lr_under_fastais_own_fits(dls, tmp_path):
         seen = []
         class Watch(Callback):
             order = 99
-            def after_step(self): seen.append([g['lr'] for g in self.opt.opt.param_groups])
+            def before_step(self): seen.append([g['lr'] for g in self.opt.opt.param_groups])
         with learn.no_bar(), learn.no_logging(), learn.added_cbs(Watch()): fit()
         assert seen and all(b == pytest.approx(10*a) for a, b in seen)             # every step, whatever set the rates
     from eac_fastai.weights import read_state_dict
