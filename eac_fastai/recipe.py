@@ -62,7 +62,7 @@ class Erase(_Section):
     p: float = Field(0.5, ge=0, le=1, description="probability per image")
     scale: tuple[float, float] = Field((0.02, 0.25), description="erased area ÷ image area, drawn uniformly in [low, high]")
     ratio: tuple[float, float] = Field((0.3, 3.3), description="aspect ratio of the erased box, drawn log-uniformly")
-    value: float|Literal['random'] = Field(0., description="fill value after Normalize, a per-channel list, or random (normal noise)")
+    value: float|tuple[float, float, float]|Literal['random'] = Field(0., description="fill value after Normalize: one number, a per-channel list of three, or random (normal noise)")
 
     @field_validator('scale')
     @classmethod
@@ -85,7 +85,7 @@ class Crop(_Section):
     padding: int = Field(4, ge=1, description="black pixels added on each side before the random crop back to img_size")
 
 class Augment(_Section):
-    erase: Erase|None = Field(default_factory=Erase, description="per-image random erasing after Normalize (null: off)")
+    erase: Erase|None = Field(default_factory=Erase, description="per-image random erasing after Normalize (null: off); not given: off for method ac, which erases nothing")
     basic: Basic|None = Field(default_factory=Basic, description="the official 'basic aug': with probability p one of ops (null: off)")
     crop: Crop|None = Field(None, description="CIFAR-style padded random crop (null: off)")
 
@@ -159,7 +159,9 @@ class Recipe(_Section):
     train: Train = Field(default_factory=Train, description="optimisation, schedule, precision, device, checkpoints")
 
     @model_validator(mode='after')
-    def _basic_ops(self):
+    def _method_defaults(self):
+        "The method's official augmentation where the recipe leaves it out: basic ops (see Basic.ops); AC erases nothing."
+        if self.method == 'ac' and 'erase' not in self.augment.model_fields_set: self.augment.erase = None
         b = self.augment.basic
         if b is not None and b.ops is None: b.ops = list(OFFICIAL_BASIC_OPS[self.method])
         if b is not None and 'flip' in b.ops and self.method in ('eac', 'ac'):

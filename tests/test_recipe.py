@@ -40,6 +40,17 @@ def test_overrides_are_yaml_typed(recipe):
     with pytest.raises(RecipeError, match='not of the form'): apply_overrides({}, ['justakey'])
     with pytest.raises(RecipeError, match='is a value, not a section'): apply_overrides({'a': 1}, ['a.b=2'])
 
+def test_method_defaults_of_the_augmentation(recipe, tmp_path):
+    "AC erases nothing unless the recipe says so; the erasing fill may be one value per channel, and reaches the callback."
+    from eac_fastai.train import recipe_method
+    assert load_recipe(recipe, ['method=ac']).augment.erase is None and load_recipe(recipe).augment.erase.p == 0.5
+    assert load_recipe(recipe, ['method=ac', 'augment.erase.p=0.3']).augment.erase.p == 0.3
+    r = load_recipe(recipe, ['augment.erase.value=[0.0, 0.5, -1]'])
+    assert recipe_method(r).erase.value == (0.0, 0.5, -1.0)
+    (tmp_path/'resolved.yaml').write_text(recipe_yaml(r))
+    assert load_recipe(tmp_path/'resolved.yaml') == r
+    with pytest.raises(RecipeError, match=r'augment\.erase\.value'): load_recipe(recipe, ['augment.erase.value=[0, 1]'])
+
 def test_bad_files(tmp_path):
     with pytest.raises(RecipeError, match='not found'): load_recipe(tmp_path/'nope.yaml')
     (tmp_path/'bad.yaml').write_text('data: [unclosed\n')
