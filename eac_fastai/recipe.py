@@ -323,7 +323,7 @@ def load_recipe(ref, overrides=()) -> Recipe:
     path, cell = _split_ref(ref)
     if cell is not None and any(c in cell for c in "*?["): raise RecipeError(f"{path}: {cell!r} is a pattern; name one cell")
     configs = recipe_configs(ref, overrides)
-    if len(configs) > 1 or next(iter(configs)) != str(ref):
+    if len(configs) > 1 or (cell is None and next(iter(configs)) != str(ref)):     # a matrix named without its cell
         raise RecipeError(f"{path}: is a matrix of {len(configs)} recipes; name one as {next(iter(configs))} "
                           f"(`eac-fastai validate {path}` lists them)")
     return _validate(*configs.popitem()[::-1])

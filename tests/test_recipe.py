@@ -107,6 +107,7 @@ def test_bases_matrices_and_their_errors(tmp_path):
     assert (big_scn.data.img_size, big_scn.data.bs, big_scn.train.epochs, big_scn.method) == (64, 16, 9, 'scn')   # later axes win
     assert load_recipe(f"{tmp_path/'m.yaml'}#big-eac").train.epochs == 7 and load_recipe(f"{tmp_path/'m.yaml'}#small-eac").data.demo.seed == 1
     assert load_recipe(f"{tmp_path/'m.yaml'}#small-eac").tags == {'size': 'small', 'method': 'eac'}
+    assert load_recipe(f"{tmp_path}/./m.yaml#big-scn") == big_scn                  # the path as the user wrote it, not normalised
     for ref, words in [(tmp_path/'m.yaml', 'is a matrix of 4 recipes'), (f"{tmp_path/'m.yaml'}#huge-eac", "no cell 'huge-eac'"),
                        (f"{tmp_path/'m.yaml'}#big-*", 'is a pattern'),
                        (f"{tmp_path/'b.yaml'}#x", 'is not a matrix')]:
