@@ -75,12 +75,12 @@ class RULCallback(MethodCallback):
 
     def before_step(self):
         "The classifier's group steps at `fc_lr_mult` × the others' rate, whatever schedule set the rates (fit, fit_one_cycle, lr_find)."
-        self.lr = float(self.opt.hypers[0]['lr'])
-        self.opt.set_hyper('lr', [self.lr, self.lr*self.fc_lr_mult])
+        self.schedule_lr = float(self.opt.hypers[0]['lr'])
+        self.opt.set_hyper('lr', [self.schedule_lr, self.schedule_lr*self.fc_lr_mult])
 
     def after_step(self):
         "Every group back at the schedule's rate: fastai's Recorder logs the last group's, which lr_find plots and suggests from."
-        self.opt.set_hyper('lr', self.lr)
+        self.opt.set_hyper('lr', self.schedule_lr)
 
     def after_loss(self):
         perm, self.rul_head.perm = self.rul_head.perm, None
