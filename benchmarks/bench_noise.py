@@ -1,45 +1,91 @@
-"""Robustness to label noise on real images: every method on Fashion-MNIST with symmetric noise (recipes/fmnist.yaml).
+"""Robustness to label noise on real images: every method on Fashion-MNIST with synthetic noise (recipes/fmnist.yaml).
 
 Makes the data once under settings.ini's data dir (Debian's `dataset-fashion-mnist`: a 5,000-image training subset,
-500 per class, and the 10k test set as PNGs; symmetric noise with exact counts, seed 0), then trains each cell
-`recipes/fmnist.yaml#noise<N>-<method>` (and EAC at each `--lam`) with `eac-fastai train`, `--jobs` at a time, each
-job on its own threads, into a new folder under `--out`. Prints and writes (results.json, results.md) per run: test
-accuracy (last-5 mean, final, best) and memorisation: among the training images whose label was flipped, the share
-predicted as the given (noisy) label and as the clean label, per epoch.
+500 per class, and the 10k test set as PNGs), and one noisy CSV per noise setting and seed: symmetric (`sym30`, or `30`)
+or pair-flip (`pair30`: class j → j+1 in the recipe's data.classes order), with exact counts. A seed changes the noise
+draw, the initialisation and the augmentation stream together (the recipe's `seed`). Each cell
+`recipes/fmnist.yaml#<noise>-<method>` (and EAC at each `--lam`) trains with `eac-fastai train`, `--jobs` at a time on
+`--device`, into a new folder under `--out`. The recipe scores a fixed class-balanced 2,000-image subset of the test set
+in epochs 1-25 and the whole 10k test set in the last 5, so last-5 and final are whole-test figures. Writes
+results.json (every run's own numbers, with its seeds, and its per-epoch curves) and results.md: per row, the mean ±
+std over the seeds, with n.
 
     apt-get install -y dataset-fashion-mnist
-    .venv/bin/python benchmarks/bench_noise.py --noise 30                 # the five methods at 30% noise
-    .venv/bin/python benchmarks/bench_noise.py --noise 10 20 30 --lam 1 2 10
-    .venv/bin/python benchmarks/bench_noise.py --noise 10 --methods --lam 1    # only EAC at λ 1
-    .venv/bin/python benchmarks/bench_noise.py --merge runs/bench-noise-*/results.json   # one table of earlier runs
+    .venv/bin/python benchmarks/bench_noise.py --noise sym30 pair30 --seeds 0 1 2        # every method, three seeds
+    .venv/bin/python benchmarks/bench_noise.py --noise 10 --methods --lam 1               # only EAC at λ 1 (sym10)
+    .venv/bin/python benchmarks/bench_noise.py --device cuda --jobs 12 --noise sym10 sym20 sym30 pair30 --seeds 0 1 2 --lam 1
+    .venv/bin/python benchmarks/bench_noise.py --merge runs/bench-noise-*/results.json    # one table of earlier runs
 """
-import argparse, json, os, subprocess, sys, time
+import argparse, json, os, re, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-import pandas as pd
+import numpy as np, pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = ('baseline', 'ac', 'scn', 'rul', 'eac')
+RECIPE = REPO/'recipes'/'fmnist.yaml'
+METHODS = ('baseline', 'baseline_flip', 'ac', 'scn', 'rul', 'eac')
+COST = {'eac': 2, 'ac': 2}                             # steps per image relative to the baseline: the longest runs start first
+KINDS = {'sym': 'symmetric', 'pair': 'pairflip'}
 
-def make_data(data:Path, rates, source:Path):
-    "The Fashion-MNIST CSV (5,000 train, 10k test) and one noisy copy per rate, made once."
-    from eac_fastai.convert import FASHION_MNIST_CLASSES, convert_fashion_mnist
-    from eac_fastai.noise import add_label_noise, symmetric_noise_matrix
+def noise_setting(name:str) -> str:
+    "`sym30`, `pair30`, or a bare rate (`30`: symmetric) as its canonical name; argparse's error otherwise."
+    m = re.fullmatch(r'(sym|pair)?(\d+)', name)
+    if not m or not 0 < int(m[2]) < 100: raise argparse.ArgumentTypeError(
+        f"unknown noise {name!r}: give sym<rate> or pair<rate> with a rate in percent (1-99), e.g. sym30 pair30")
+    kind, rate = m[1] or 'sym', int(m[2])
+    if kind == 'pair' and rate >= 50: raise argparse.ArgumentTypeError(
+        f"noise {name!r}: pair-flip at {rate}% makes the wrong label the majority of a class; give a rate below 50")
+    return f'{kind}{rate}'
+
+def counted(least:int):
+    "An argparse type: an integer ≥ `least`."
+    def parse(v):
+        try: n = int(v)
+        except ValueError: n = None
+        if n is None or n < least: raise argparse.ArgumentTypeError(f"must be an integer ≥ {least}, got {v!r}")
+        return n
+    return parse
+
+def noisy_csv(noise:str, seed:int) -> str:
+    "The noisy CSV of `noise` and `seed`, relative to the data dir (seed 0: the recipe's own file)."
+    return f"fmnist/fmnist_{noise}{'' if seed == 0 else f'_seed{seed}'}.csv"
+
+def make_data(data:Path, noises, seeds, source:Path):
+    "The Fashion-MNIST CSV (5,000 train, 10k test) and one noisy copy per noise setting and seed, each made once."
+    from eac_fastai.convert import convert_fashion_mnist
+    from eac_fastai.noise import add_label_noise, pairflip_noise_matrix, symmetric_noise_matrix
+    from eac_fastai.recipe import load_recipe
+    classes = load_recipe(f'{RECIPE}#sym30-baseline').data.classes   # pair-flip follows the recipe's class order
     clean = data/'fmnist'/'fmnist.csv'
     if not clean.is_file(): convert_fashion_mnist(source, clean, train_subset=5000, seed=0, num_workers=4)
-    for r in rates:
-        out = clean.parent/f'fmnist_noise{r}.csv'
-        if out.is_file(): continue
-        df = pd.read_csv(clean, dtype=str, keep_default_na=False)
-        noisy = add_label_noise(df, FASHION_MNIST_CLASSES, symmetric_noise_matrix(len(FASHION_MNIST_CLASSES), r/100), seed=0)
-        noisy.to_csv(out, index=False)
+    for noise in noises:
+        kind, rate = re.fullmatch(r'(sym|pair)(\d+)', noise).groups()
+        matrix = (symmetric_noise_matrix if kind == 'sym' else pairflip_noise_matrix)(len(classes), int(rate)/100)
+        for seed in seeds:
+            out = data/noisy_csv(noise, seed)
+            if out.is_file(): continue
+            df = pd.read_csv(clean, dtype=str, keep_default_na=False)
+            add_label_noise(df, classes, matrix, seed=seed).to_csv(out, index=False)
+
+def plan(noises, methods, lams, seeds, device:str, overrides) -> list[dict]:
+    "The runs, longest first: each method at the recipe's settings (EAC: λ 5) and EAC at each extra λ, per noise and seed."
+    jobs = []
+    for noise in noises:
+        for seed in seeds:
+            common = [f'seed={seed}', f'data.csv={noisy_csv(noise, seed)}', f'train.device={device}', *overrides]
+            cells = [(m, 5.0 if m == 'eac' else None, []) for m in methods] + [('eac', float(l), [f'eac.lam={l}']) for l in lams]
+            for m, lam, extra in cells:
+                name = f"{noise}-{m}{f'-lam{lam:g}' if extra else ''}-s{seed}"
+                jobs.append(dict(name=name, cell=f'{noise}-{m}', noise=noise, method=m, lam=lam, seed=seed, noise_seed=seed,
+                                 overrides=[*common, *extra]))
+    return sorted(jobs, key=lambda j: -COST.get(j['method'], 1))
 
 def train(job:dict, folder:Path, threads:int) -> dict:
     "Run one `eac-fastai train` in its own process (its output in `logs/`); the job with its run folder and wall time."
     out, log = folder/job['name'], folder/'logs'/f"{job['name']}.log"
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    cmd = [str(Path(sys.executable).parent/'eac-fastai'), 'train', str(REPO/'recipes'/'fmnist.yaml') + '#' + job['cell'], *job['overrides'], '--out', str(out)]
+    cmd = [str(Path(sys.executable).parent/'eac-fastai'), 'train', f"{RECIPE}#{job['cell']}", *job['overrides'], '--out', str(out)]
     t0 = time.time()
     with open(log, 'w') as f: rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
     runs = sorted(out.glob('*/metrics.json')) if out.is_dir() else []
@@ -47,16 +93,19 @@ def train(job:dict, folder:Path, threads:int) -> dict:
     return dict(job, run=str(runs[-1].parent) if rc == 0 and runs else None, minutes=(time.time()-t0)/60)
 
 def summarize(done) -> tuple[pd.DataFrame, dict]:
-    "One row per finished run, and the per-epoch memorisation curves by run name."
+    "One row per finished run (with its seeds), and the per-epoch curves by run name."
     rows, curves = [], {}
     for j in done:
         if j['run'] is None: continue
         run = Path(j['run'])
         m, h = json.loads((run/'metrics.json').read_text()), pd.read_csv(run/'history.csv')
-        curves[j['name']] = h[['epoch', 'accuracy', 'flipped_as_given', 'flipped_as_clean']].to_dict('list')
-        rows.append(dict(noise=j['noise'], method=j['method'], lam=j['lam'], last5=m['last5_mean_accuracy'], final=m['final_accuracy'],
-                         best=m['best_accuracy'], flipped_as_given=h.flipped_as_given.iloc[-1], flipped_as_clean=h.flipped_as_clean.iloc[-1],
-                         max_flipped_as_given=h.flipped_as_given.max(), train_noise=m['train_noise_rate'], minutes=j['minutes'], run=j['run']))
+        cols = [c for c in ('epoch', 'accuracy', 'eval_images', 'flipped_as_given', 'flipped_as_clean') if c in h]
+        curves[j['name']] = h[cols].to_dict('list')
+        rows.append(dict(noise=j['noise'], method=j['method'], lam=j['lam'], seed=j['seed'], noise_seed=j['noise_seed'],
+                         last5=m['last5_mean_accuracy'], final=m['final_accuracy'], best=m['best_accuracy'],
+                         flipped_as_given=h.flipped_as_given.iloc[-1], flipped_as_clean=h.flipped_as_clean.iloc[-1],
+                         max_flipped_as_given=h.flipped_as_given.max(), train_noise=m['train_noise_rate'],
+                         minutes=j['minutes'], name=j['name'], run=j['run']))
     return pd.DataFrame(rows), curves
 
 def read_results(path) -> dict:
@@ -68,65 +117,103 @@ def read_results(path) -> dict:
         fail("not a results.json of bench_noise.py (it has no 'runs' list and 'curves' mapping); give the files its runs wrote")
     return d
 
+def _canonical(run:dict) -> dict:
+    "A run of an earlier version of this script as this one writes it: noise `30` → `sym30`, seed 0, its job's name."
+    run = dict(run, noise=run['noise'] if isinstance(run['noise'], str) else f"sym{run['noise']}")
+    run.setdefault('seed', 0); run.setdefault('noise_seed', 0)
+    run.setdefault('name', Path(run['run']).parent.name)           # the job's folder: noise<N>-<method>[-lam<λ>]
+    return run
+
 def merge(files) -> tuple[pd.DataFrame, dict]:
-    "The runs and curves of several `results.json` as one table, ordered by noise rate, method and λ."
+    "The runs and curves of several `results.json` as one frame, ordered by noise kind and rate, method, λ and seed."
     parts = [read_results(f) for f in files]
-    df = pd.DataFrame([r for p in parts for r in p['runs']])
-    df = df.assign(order=df.method.map(METHODS.index)).sort_values(['noise', 'order', 'lam'], na_position='first').drop(columns='order')
+    df = ordered(pd.DataFrame([_canonical(r) for p in parts for r in p['runs']]))
     curves = {k: v for p in parts for k, v in p['curves'].items()}
-    names = [Path(r).parent.name for r in df.run]                 # the job's folder: noise<N>-<method>[-lam<λ>]
-    return df, {n: curves[n] for n in names if n in curves}
+    return df, {n: curves[n] for n in df.name if n in curves}
+
+def ordered(df:pd.DataFrame) -> pd.DataFrame:
+    "The runs ordered by noise kind (symmetric first) and rate, method, λ and seed."
+    key = pd.DataFrame(dict(kind=df.noise.str[0] != 's', rate=df.noise.str.extract(r'(\d+)', expand=False).astype(int),
+                            order=df.method.map(METHODS.index), lam=df.lam, seed=df.seed))
+    return df.loc[key.sort_values(list(key), na_position='first').index].reset_index(drop=True)
+
+FIGURES = ('last5', 'final', 'best', 'flipped_as_given', 'max_flipped_as_given', 'flipped_as_clean')
+
+def rows(df:pd.DataFrame) -> pd.DataFrame:
+    "One row per noise setting, method and λ: the mean and std (over the seeds) of every figure, n, and the seeds."
+    g = df.assign(lam=df.lam.fillna(-1)).groupby(['noise', 'method', 'lam'], sort=False)
+    out = g[list(FIGURES)].agg(['mean', 'std'])
+    out.columns = [f'{f}_{s}' for f, s in out.columns]
+    out = out.assign(n=g.size(), seeds=g.seed.agg(lambda s: ' '.join(map(str, sorted(s)))))
+    return out.reset_index().assign(lam=lambda d: d.lam.where(d.lam >= 0))
 
 def markdown(df:pd.DataFrame, curves:dict, every:int=5, minutes:bool=True) -> str:
-    "The results table (with each run's wall minutes) and the memorisation curves as Markdown tables."
-    pct = lambda v: f"{100*v:.1f}"
-    head = ['noise %', 'method', 'λ', 'last-5', 'final', 'best', 'flipped → given (final / max)', 'flipped → clean (final)'] + ['min']*minutes
+    "The table (mean ± std over seeds, n), each run's wall minutes, and the mean memorisation curves as Markdown tables."
+    pct = lambda m, s: f"{100*m:.1f}" + ('' if pd.isna(s) else f" ± {100*s:.1f}")
+    head = ['noise', 'method', 'λ', 'n', 'last-5', 'final', 'best', 'flipped → given (final / max)', 'flipped → clean (final)']
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|'*len(head)]
-    for r in df.itertuples():
-        lines.append(f"| {r.noise} | {r.method} | {'' if pd.isna(r.lam) else f'{r.lam:g}'} | {pct(r.last5)} | {pct(r.final)} | {pct(r.best)} | "
-                     f"{pct(r.flipped_as_given)} / {pct(r.max_flipped_as_given)} | {pct(r.flipped_as_clean)} |" + f" {r.minutes:.1f} |"*minutes)
+    for r in rows(df).to_dict('records'):
+        f = lambda k: pct(r[f'{k}_mean'], r[f'{k}_std'])
+        lines.append(f"| {r['noise']} | {r['method']} | {'' if pd.isna(r['lam']) else format(r['lam'], 'g')} | {r['n']} | "
+                     f"{f('last5')} | {f('final')} | {f('best')} | {f('flipped_as_given')} / {f('max_flipped_as_given')} | "
+                     f"{f('flipped_as_clean')} |")
+    if minutes:
+        lines += ['', '| run | seed | minutes |', '|---|---|---|']
+        lines += [f"| {r.name} | {r.seed} | {r.minutes:.1f} |" for r in df.itertuples()]
     if curves:
+        lines += ['', 'flipped → given, % (memorised noisy labels), by epoch, mean over the seeds:', '']
+        by_row = {}
+        for r in df.itertuples():
+            if r.name in curves: by_row.setdefault(re.sub(r'-s\d+$', '', r.name), []).append(curves[r.name])
         epochs = next(iter(curves.values()))['epoch']
         shown = [e for e in epochs if (e+1) % every == 0 or e == 0]
-        lines += ['', 'flipped → given, % (memorised noisy labels), by epoch:', '',
-                  '| run | ' + ' | '.join(str(e+1) for e in shown) + ' |', '|' + '---|'*(len(shown)+1)]
-        for name, c in curves.items():
-            lines.append(f"| {name} | " + ' | '.join(pct(c['flipped_as_given'][c['epoch'].index(e)]) for e in shown if e in c['epoch']) + ' |')
+        lines += ['| run | n | ' + ' | '.join(str(e+1) for e in shown) + ' |', '|' + '---|'*(len(shown)+2)]
+        for name, cs in by_row.items():
+            vals = [np.mean([c['flipped_as_given'][c['epoch'].index(e)] for c in cs]) for e in shown]
+            lines.append(f"| {name} | {len(cs)} | " + ' | '.join(f"{100*v:.1f}" for v in vals) + ' |')
     return '\n'.join(lines)
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--noise', type=int, nargs='+', default=[30], choices=[10, 20, 30], help='noise rates in percent')
-    p.add_argument('--methods', nargs='*', default=list(METHODS), choices=METHODS, help='methods at the recipe\'s settings (none: only the --lam runs)')
+class _Parser(argparse.ArgumentParser):
+    def error(self, message): self.exit(2, f"{self.prog}: {message} (--help lists the arguments)\n")   # one line, status 2
+
+def parse_args(argv=None):
+    p = _Parser(description=__doc__.split('\n')[0])
+    p.add_argument('--noise', type=noise_setting, nargs='+', default=['sym30'], help='noise settings: sym<rate>, pair<rate>, or a rate (symmetric)')
+    p.add_argument('--seeds', type=counted(0), nargs='+', default=[0], help='seeds: each its own noise draw, init and augmentation')
+    p.add_argument('--methods', nargs='*', default=list(METHODS), choices=METHODS, help="methods at the recipe's settings (none: only the --lam runs)")
     p.add_argument('--lam', type=float, nargs='*', default=[], help="extra EAC runs at these λ (the recipe's is 5)")
-    p.add_argument('--jobs', type=int, default=2, help='runs trained at the same time')
-    p.add_argument('--threads', type=int, default=None, help='threads per run (default: CPU cores ÷ jobs)')
+    p.add_argument('--jobs', type=counted(1), default=2, help='runs trained at the same time (on a GPU: all on the one GPU)')
+    p.add_argument('--threads', type=counted(1), default=None, help='CPU threads per run (default: CPU cores ÷ jobs)')
+    p.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto', help="every run's train.device")
     p.add_argument('--out', type=Path, default=None, help="parent folder (default: settings.ini's runs)")
     p.add_argument('--source', type=Path, default=Path('/usr/share/datasets/fashion-mnist'), help='the Fashion-MNIST IDX files')
     p.add_argument('--merge', type=Path, nargs='+', help='train nothing: print one table of these results.json files')
     p.add_argument('overrides', nargs='*', help='recipe overrides for every run, e.g. train.epochs=10')
-    a = p.parse_args()
+    return p.parse_args(argv)
+
+def main():
+    a = parse_args()
     if a.merge: return print(markdown(*merge(a.merge), minutes=False))    # runs measured apart: their minutes are not comparable
     from eac_fastai.settings import load_settings
     settings = load_settings()
-    make_data(settings.data, a.noise, a.source)
-    jobs = [dict(name=f'noise{n}-{m}', cell=f'noise{n}-{m}', noise=n, method=m, lam=None, overrides=a.overrides) for n in a.noise for m in a.methods]
-    jobs += [dict(name=f'noise{n}-eac-lam{l:g}', cell=f'noise{n}-eac', noise=n, method='eac', lam=l, overrides=[*a.overrides, f'eac.lam={l}'])
-             for n in a.noise for l in a.lam]
-    for j in jobs:
-        if j['method'] == 'eac' and j['lam'] is None: j['lam'] = 5.0
+    make_data(settings.data, a.noise, a.seeds, a.source)
+    jobs = plan(a.noise, a.methods, a.lam, a.seeds, a.device, a.overrides)
     folder = (a.out or settings.runs)/f"bench-noise-{datetime.now():%Y%m%d-%H%M%S}"
     (folder/'logs').mkdir(parents=True)
     threads = a.threads or max(1, (os.cpu_count() or 2)//a.jobs)
-    print(f"{len(jobs)} runs, {a.jobs} at a time, {threads} thread(s) each → {folder}", flush=True)
+    print(f"{len(jobs)} runs, {a.jobs} at a time, {threads} thread(s) each, device {a.device} → {folder}", flush=True)
     t0 = time.time()
     with ThreadPoolExecutor(a.jobs) as ex: done = list(ex.map(lambda j: train(j, folder, threads), jobs))
     df, curves = summarize(done)
+    df = ordered(df) if len(df) else df
     md = markdown(df, curves)
+    total = (time.time()-t0)/60
     print(md)
-    print(f"\n{len(df)}/{len(jobs)} runs in {(time.time()-t0)/60:.1f} min on {os.cpu_count()} cores ({a.jobs} jobs × {threads} threads)")
-    (folder/'results.json').write_text(json.dumps(dict(runs=df.to_dict('records'), curves=curves, jobs=a.jobs, threads=threads,
-                                                       total_minutes=(time.time()-t0)/60), indent=2))
-    (folder/'results.md').write_text(md + '\n')
+    print(f"\n{len(df)}/{len(jobs)} runs in {total:.1f} min on {os.cpu_count()} cores ({a.jobs} jobs × {threads} threads, {a.device})")
+    (folder/'results.json').write_text(json.dumps(dict(
+        runs=df.to_dict('records'), curves=curves, jobs=a.jobs, threads=threads, device=a.device, cpus=os.cpu_count(),
+        argv=sys.argv[1:], started=f"{datetime.fromtimestamp(t0):%Y-%m-%d %H:%M}", total_minutes=total), indent=2))
+    (folder/'results.md').write_text(md + f"\n\n{len(df)}/{len(jobs)} runs in {total:.1f} min\n")
+    if len(df) < len(jobs): sys.exit(1)
 
 if __name__ == '__main__': main()

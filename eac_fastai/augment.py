@@ -7,13 +7,15 @@ batch, Gaussian fill, other area law), so it is not used.
 `gaussian_noise` is the official Gaussian "basic aug": N(0, var) noise on the 0-255 image, clipped and
 truncated back to uint8 values. `BasicAug` is the official basic augmentation: with probability `p` per image,
 one op drawn uniformly from `ops` (EAC: noise only; SCN and RUL: a horizontal flip or noise).
-`random_crop` is the CIFAR-style crop (zero padding, then a random crop of the original size)."""
+`random_crop` is the CIFAR-style crop (zero padding, then a random crop of the original size). `random_flip` is a
+horizontal flip with probability `p` per image, drawn apart from the basic aug: the supplementary's fair baseline (§3)."""
 import math
 from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ['random_erasing', 'gaussian_noise', 'random_crop', 'basic_aug', 'BASIC_OPS', 'Erasing', 'BasicAug', 'Crop']
+__all__ = ['random_erasing', 'gaussian_noise', 'random_crop', 'random_flip', 'basic_aug', 'BASIC_OPS', 'Erasing', 'BasicAug', 'Crop',
+           'Flip']
 
 def random_erasing(x:Tensor, p:float=0.5, scale=(0.02, 0.33), ratio=(0.3, 3.3), value:float|tuple|str=0.,
                    attempts:int=10) -> Tensor:
@@ -56,6 +58,10 @@ def random_crop(x:Tensor, padding:int, fill:Tensor|float=0.) -> Tensor:
     cols = (left[:, None] + torch.arange(W, device=x.device))[:, None, None, :].expand(n, c, H, W)
     return out.gather(3, cols)
 
+def random_flip(x:Tensor, p:float=0.5) -> Tensor:
+    "Mirror each image of `x` left-right with probability `p`."
+    return torch.where((torch.rand(x.shape[0], device=x.device) < p).view(-1, *[1]*(x.ndim-1)), x.flip(-1), x)
+
 BASIC_OPS = ('noise', 'flip')
 
 def basic_aug(x:Tensor, p:float=0.5, ops=('noise',), var:float=30., mean:Tensor|None=None, std:Tensor|None=None) -> Tensor:
@@ -95,3 +101,9 @@ class Crop:
     def __call__(self, x:Tensor, stats=None) -> Tensor:
         fill = (-stats[0]/stats[1]).flatten() if stats else 0.
         return random_crop(x, self.padding, fill)
+
+@dataclass
+class Flip:
+    "Settings of `random_flip`: the supplementary gives the baseline and SCN this flip with p 0.5, beside their other augmentation."
+    p: float = 0.5
+    def __call__(self, x:Tensor) -> Tensor: return random_flip(x, self.p)

@@ -11,7 +11,7 @@ from fastai.callback.hook import hook_output
 from fastai.data.transforms import Normalize
 from fastai.learner import ValueMetric
 from fastcore.basics import store_attr
-from .augment import BasicAug, Crop, Erasing
+from .augment import BasicAug, Crop, Erasing, Flip
 from .cam import class_activation_maps, flip_consistency, linear_head
 
 __all__ = ['AugmentCallback', 'MethodCallback', 'EACCallback', 'ACCallback', 'normalize_stats', 'per_view_batchnorm']
@@ -38,17 +38,21 @@ def per_view_batchnorm(model:nn.Module, views:int=2):
         for bn in bns: vars(bn).pop('forward', None)
 
 class AugmentCallback(Callback):
-    "The official augmentation of the training batch: (CIFAR crop), basic aug (Gaussian noise or flip), then per-image random erasing."
+    """The official augmentation of the training batch: (CIFAR crop), (an independent flip), basic aug (Gaussian noise or
+    flip), then per-image random erasing."""
     order, run_valid = 5, False                        # before GradientAccumulation (6) and MixedPrecision (10)
+    flip = None                                        # EAC and AC take none: they make the mirrored view themselves
     def __init__(self,
                  erase:Erasing|None=Erasing(),         # per-image random erasing (None: off)
                  basic:BasicAug|None=BasicAug(),       # the official basic aug: noise (or flip) with p 0.5 (None: off)
-                 crop:Crop|None=None):                 # CIFAR-style padded random crop (None: off)
+                 crop:Crop|None=None,                  # CIFAR-style padded random crop (None: off)
+                 flip:Flip|None=None):                 # a flip drawn apart from `basic` (None: off; the fair baseline: p 0.5)
         store_attr()
     def before_fit(self): self.stats = normalize_stats(self.dls)
     def crop_batch(self, x): return x if self.crop is None else self.crop(x, self.stats)
     def augment(self, x, basic:bool=True):
-        "`x` with the basic aug (when `basic`) and erasing applied."
+        "`x` with the flip and basic aug (when `basic`: the original view) and erasing applied."
+        if basic and self.flip is not None: x = self.flip(x)
         if basic and self.basic is not None: x = self.basic(x, self.stats)
         return x if self.erase is None else self.erase(x)
     def before_batch(self): self.learn.xb = (self.augment(self.crop_batch(self.x)), *self.xb[1:])

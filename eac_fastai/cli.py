@@ -231,33 +231,49 @@ class NoiseKind(str, Enum):
 def make_noise(csv: Annotated[Path, typer.Argument(help="label CSV (image, label, split[, clean_label])")],
                output: Annotated[Path, typer.Option('-o', '--output', help="noisy CSV to write")],
                rate: Annotated[float, typer.Option(help="noise rate for symmetric / pairflip")] = 0.2,
-               kind: Annotated[NoiseKind, typer.Option(help="symmetric, pairflip, or matrix (--matrix)")] = NoiseKind.symmetric,
+               kind: Annotated[NoiseKind, typer.Option(help="symmetric, pairflip (class j → j+1 in the class order), or matrix (--matrix)")] = NoiseKind.symmetric,
                matrix: Annotated[Optional[Path], typer.Option(help="CSV noise matrix, rows = given, columns = true class")] = None,
                seed: int = 0,
                exact: Annotated[bool, typer.Option(help="--exact: exact counts per class; --no-exact: independent draws (SCN's generator)")] = True,
                splits: Annotated[str, typer.Option(help="comma-separated splits to corrupt")] = 'train',
-               classes: Annotated[Optional[str], typer.Option(help="comma-separated class order (default: sorted labels)")] = None,
+               classes: Annotated[Optional[str], typer.Option(help="comma-separated class order (symmetric's default: sorted labels)")] = None,
+               recipe: Annotated[Optional[str], typer.Option(help="take the class order from this recipe's data.classes (the model's output order)")] = None,
                overwrite: bool = False):
-    "Add seeded synthetic label noise to a label CSV; the true label is kept in clean_label."
+    """Add seeded synthetic label noise to a label CSV; the true label is kept in clean_label. Pair-flip and a matrix
+    depend on the class order: give it (--classes or --recipe); it is printed."""
     from .data import read_label_csv
     from .noise import add_label_noise, noise_matrix_from_csv, pairflip_noise_matrix, symmetric_noise_matrix, actual_noise_rate
     from .runs import check_output_dir, write_atomic
     if output.exists() and not overwrite: raise UserError(f"{output}: already exists; choose another --output or pass --overwrite")
     check_output_dir(output.parent)
-    df, vocab = read_label_csv(csv, classes.split(',') if classes else None)
+    if classes and recipe: raise UserError("give the class order once: --classes or --recipe, not both")
+    if kind == NoiseKind.matrix and matrix is None: raise UserError("--kind matrix needs --matrix FILE")
+    order = classes.split(',') if classes else _recipe_classes(recipe) if recipe else None
+    df, vocab = read_label_csv(csv, order)
+    if kind != NoiseKind.symmetric and order is None:
+        raise UserError(f"--kind {kind.value} depends on the class order, and none was given: pass --recipe RECIPE.yaml (its "
+                        f"data.classes) or --classes; the sorted labels would be --classes '{','.join(vocab)}'")
     wanted = [s.strip() for s in splits.split(',')]
     if absent := [s for s in wanted if not (df.split == s).any()]: raise UserError(f"{csv}: no rows with split {', '.join(absent)} (--splits)")
     try:
-        if kind == NoiseKind.matrix:
-            if matrix is None: raise UserError("--kind matrix needs --matrix FILE")
-            m = noise_matrix_from_csv(matrix, len(vocab))
+        if kind == NoiseKind.matrix: m = noise_matrix_from_csv(matrix, len(vocab))
         else: m = (symmetric_noise_matrix if kind == NoiseKind.symmetric else pairflip_noise_matrix)(len(vocab), rate)
         noisy = add_label_noise(df, vocab, m, seed=seed, exact=exact, splits=wanted)
     except ValueError as e: raise UserError(f"{csv}: {e}") from None
     write_atomic(output, noisy.to_csv(index=False))
     rows = noisy.split.isin(wanted)
+    if kind == NoiseKind.pairflip: console.print(f"pair-flip: {' → '.join([*vocab, vocab[0]])}", highlight=False)
+    elif kind == NoiseKind.matrix: console.print(f"matrix rows and columns: {', '.join(vocab)}", highlight=False)
     console.print(f"{rows.sum()} rows of split {splits}: {actual_noise_rate(noisy.label[rows], noisy.clean_label[rows]):.2%} "
                   f"labels changed → {output}", highlight=False)
+
+def _recipe_classes(recipe:str) -> list[str]:
+    "The `data.classes` of `recipe` (of every cell of a matrix, which must agree); a `UserError` when it sets none."
+    from .recipe import load_recipes
+    orders = {tuple(r.data.classes or ()) for r in load_recipes(recipe).values()}
+    if len(orders) > 1: raise UserError(f"{recipe}: its cells order the classes differently; name one cell (FILE#cell)")
+    if not (classes := list(orders.pop())): raise UserError(f"{recipe}: sets no data.classes (its model takes the sorted labels); give --classes")
+    return classes
 
 @app.command('make-demo')
 @user_errors

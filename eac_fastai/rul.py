@@ -8,7 +8,7 @@ import torch, torch.nn.functional as F
 from torch import nn, Tensor
 from fastai.torch_core import params
 from fastcore.basics import store_attr
-from .augment import BasicAug, Crop, Erasing
+from .augment import BasicAug, Crop, Erasing, Flip
 from .callbacks import MethodCallback
 from .errors import UserError
 
@@ -54,7 +54,8 @@ class RULCallback(MethodCallback):
                  fc_lr_mult:float=10.,                 # classifier lr ÷ the rest's (officially 2e-3 / 2e-4)
                  erase:Erasing|None=Erasing(),
                  basic:BasicAug|None=BasicAug(ops=('flip', 'noise')),  # RUL's basic aug: flip or noise with p 0.5
-                 crop:Crop|None=None):
+                 crop:Crop|None=None,
+                 flip:Flip|None=None):                 # a flip drawn apart from `basic` (None: off, as officially)
         store_attr()
 
     def head(self, nf:int, n_out:int, fmap) -> nn.Module: return RULHead(nf, n_out, fmap, self.dim, self.drop)

@@ -10,7 +10,7 @@ from fastai.callback.hook import hook_output
 from fastai.layers import Flatten
 from fastai.learner import ValueMetric
 from fastcore.basics import store_attr
-from .augment import BasicAug, Crop, Erasing
+from .augment import BasicAug, Crop, Erasing, Flip
 from .callbacks import MethodCallback
 
 __all__ = ['SCNHead', 'rank_regularization', 'scn_relabel', 'SCNCallback', 'RELABEL_GROUPS']
@@ -64,7 +64,8 @@ class SCNCallback(MethodCallback):
                  drop:float=0.,                        # dropout before the two linear layers
                  erase:Erasing|None=Erasing(),
                  basic:BasicAug|None=BasicAug(ops=('flip', 'noise')),  # SCN's basic aug: flip or noise with p 0.5
-                 crop:Crop|None=None):
+                 crop:Crop|None=None,
+                 flip:Flip|None=None):                 # a flip drawn apart from `basic` (None: off, as officially)
         if relabel not in RELABEL_GROUPS: raise ValueError(f"relabel must be one of {', '.join(RELABEL_GROUPS)}, got {relabel!r}")
         store_attr()
         self.labels = self.given = None

@@ -8,12 +8,13 @@ from fastai.callback.schedule import SuggestionMethod
 from fastai.metrics import AccumMetric, accuracy
 from fastai.torch_core import num_distrib, rank_distrib, set_seed
 from rich.console import Console
-from .augment import BasicAug, Crop, Erasing
+from .augment import BasicAug, Crop, Erasing, Flip
 from .checkpoint import RESUME, CheckpointCallback, HistoryLogger, restore_training_state, starting_at
 from .data import label_dataloaders, train_noise_rate
 from .distributed import distributed, is_distributed, is_main_process, use_local_gpu
 from .demo import DemoSpec, demo_dataset
 from .errors import UserError
+from .evaluation import EvalSubsetCallback
 from .learner import eac_learner, export_learner, method_callback
 from .memorisation import MemorisationCallback
 from .progress import RichProgressCallback
@@ -57,7 +58,7 @@ def recipe_method(recipe:Recipe):
     a = recipe.augment
     aug = dict(erase=Erasing(a.erase.p, a.erase.scale, a.erase.ratio, a.erase.value) if a.erase else None,
                basic=BasicAug(a.basic.p, tuple(a.basic.ops), a.basic.var) if a.basic else None,
-               crop=Crop(a.crop.padding) if a.crop else None)
+               crop=Crop(a.crop.padding) if a.crop else None, **({'flip': Flip(a.flip.p)} if a.flip else {}))
     section = getattr(recipe, recipe.method, None)
     return method_callback(recipe.method, **(section.model_dump() if section is not None else {}), **aug)
 
@@ -146,6 +147,7 @@ def _fit_and_finish(recipe:Recipe, run:Path|None, learn, lr:float, console:Conso
     (`run` None: a process other than rank 0 of several, which trains and writes nothing)."""
     t = recipe.train
     cbs = [MemorisationCallback()] if t.memorisation else []
+    if t.eval_subset is not None: cbs.append(EvalSubsetCallback(**t.eval_subset.model_dump()))
     if run is not None:                                # resuming a run of several processes: not yet (each has its own generators)
         cbs += [HistoryLogger('history.csv', append=resumed), RichProgressCallback(console),
                 CheckpointCallback('accuracy', resumable=t.resumable and not is_distributed(), lr=lr, best=best)]

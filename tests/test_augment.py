@@ -104,3 +104,27 @@ def test_basic_aug_applies_one_op_with_probability_p():
     noisy = ~flipped & ~same
     for share, want in ((same, 0.5), (flipped, 0.25), (noisy, 0.25)): assert abs(share.float().mean().item() - want) < 0.03
     with pytest.raises(ValueError, match='unknown basic augmentation'): basic_aug(x[:2], p=1., ops=('blur',))
+
+def test_random_flip_mirrors_each_image_with_probability_p():
+    from eac_fastai.augment import random_flip
+    torch.manual_seed(0)
+    x = torch.rand(4000, 3, 4, 4)
+    y = random_flip(x, 0.5)
+    flipped, same = (y == x.flip(-1)).flatten(1).all(1), (y == x).flatten(1).all(1)
+    assert (flipped ^ same).all() and abs(flipped.float().mean().item() - 0.5) < 0.03
+    assert torch.equal(random_flip(x, 0.), x) and torch.equal(random_flip(x, 1.), x.flip(-1))
+
+def test_the_fair_baselines_flip_is_drawn_apart_from_its_noise(tmp_path):
+    "fmnist's baseline_flip: a flip with p 0.5 and, independently, Gaussian noise with p 0.5 (not one of the two)."
+    from pathlib import Path
+    from eac_fastai.recipe import load_recipe
+    from eac_fastai.train import recipe_method
+    cb = recipe_method(load_recipe(f"{Path(__file__).parent.parent/'recipes'/'fmnist.yaml'}#sym30-baseline_flip"))
+    cb.stats, cb.erase = None, None
+    torch.manual_seed(0)
+    x = torch.rand(8000, 1, 4, 4).mul(255).floor().div(255)                     # 8-bit images, as the noise op expects
+    y = cb.augment(x)
+    dist = lambda a: (y - a).abs().flatten(1).mean(1)
+    flipped = dist(x.flip(-1)) < dist(x)                                         # noise moves a pixel by ~5/255, a flip by far more
+    noisy = ~((y == x) | (y == x.flip(-1))).flatten(1).all(1)
+    for share, want in ((flipped, 0.5), (noisy, 0.5), (flipped & noisy, 0.25)): assert abs(share.float().mean().item() - want) < 0.03

@@ -1,6 +1,8 @@
-"The benchmark scripts' cheap paths: `bench_noise.py --merge` joins stored results, and refuses a file that is not one."
-import json, subprocess, sys
+"""The benchmark scripts' cheap paths: `bench_noise.py`'s seeds, noise settings and run plan, its argument errors, and
+`--merge`, which joins stored results (seeds into one row) and refuses a file that is not one."""
+import importlib.util, json, subprocess, sys
 from pathlib import Path
+import numpy as np, pandas as pd, pytest, torch
 
 ROOT = Path(__file__).parent.parent
 RESULTS = ROOT/'benchmarks'/'results'
@@ -14,8 +16,8 @@ def test_merge_orders_the_rows_by_noise_then_method():
     assert r.returncode == 0, r.stderr
     rows = [[c.strip() for c in l.split('|')[1:3]] for l in r.stdout.split('\n\n')[0].splitlines()[2:]]   # the results table
     noise = [n for n, _ in rows]
-    assert noise == sorted(noise, key=int) and set(noise) == {'10', '20'}
-    assert [m for n, m in rows if n == '10'][:2] == ['baseline', 'ac']
+    assert noise == sorted(noise, key=lambda n: int(n[3:])) and set(noise) == {'sym10', 'sym20'}
+    assert [m for n, m in rows if n == "sym10"][:2] == ["baseline", "ac"]
 
 def test_merge_refuses_a_file_that_is_not_a_results_json(tmp_path):
     bad = tmp_path/'notes.json'; bad.write_text(json.dumps({'runs': 'none'}))
@@ -23,3 +25,79 @@ def test_merge_refuses_a_file_that_is_not_a_results_json(tmp_path):
     assert r.returncode == 2 and str(bad) in r.stderr and 'Traceback' not in r.stderr and r.stdout == ''
     r = merge(tmp_path/'missing.json')
     assert r.returncode == 2 and 'missing.json' in r.stderr
+
+spec = importlib.util.spec_from_file_location('bench_noise', ROOT/'benchmarks'/'bench_noise.py')
+bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+
+def _clean_fmnist(data:Path):
+    "A stand-in for the converted Fashion-MNIST CSV: 30 training rows per class (no images needed to draw noise)."
+    from eac_fastai.recipe import load_recipe
+    classes = load_recipe(f"{ROOT/'recipes'/'fmnist.yaml'}#sym30-baseline").data.classes
+    (data/'fmnist').mkdir(parents=True)
+    pd.DataFrame(dict(image=[f'{i}.png' for i in range(300)], label=np.repeat(classes, 30), split='train')).to_csv(data/'fmnist'/'fmnist.csv', index=False)
+    return classes
+
+def test_seeds_change_the_noise_draw_and_the_same_seed_repeats_it(tmp_path):
+    classes = _clean_fmnist(tmp_path/'a'); _clean_fmnist(tmp_path/'b')
+    for d in ('a', 'b'): bench.make_data(tmp_path/d, ['sym30', 'pair30'], [0, 1], source=None)
+    read = lambda d, noise, seed: (tmp_path/d/bench.noisy_csv(noise, seed)).read_text()
+    for noise in ('sym30', 'pair30'):
+        assert read('a', noise, 0) == read('b', noise, 0) and read('a', noise, 1) == read('b', noise, 1)
+        assert read('a', noise, 0) != read('a', noise, 1)
+    pair = pd.read_csv(tmp_path/'a'/bench.noisy_csv('pair30', 1))
+    flipped = pair[pair.label != pair.clean_label]
+    assert len(flipped) == 90 and (flipped.label.map(classes.index) == (flipped.clean_label.map(classes.index)+1) % 10).all()
+    assert 'Ankle boot' in set(flipped.clean_label) and set(flipped.label[flipped.clean_label == 'Ankle boot']) == {'T-shirt'}
+
+def test_seeds_change_the_initialisation(tmp_path, settings_file):
+    "Each job's recipe seed is its own: two seeds give two initial networks, the same seed the same one (as train seeds it)."
+    from fastai.torch_core import set_seed
+    from eac_fastai.recipe import load_recipe
+    from eac_fastai.train import recipe_dataloaders, recipe_learner
+    jobs = {j['seed']: j for j in bench.plan(['pair30'], ['baseline'], [], [0, 3], 'cpu', [])}
+    assert [o for o in jobs[3]['overrides'] if o.startswith(('seed=', 'data.csv='))] == ['seed=3', 'data.csv=fmnist/fmnist_pair30_seed3.csv']
+    demo = ['data.demo={n_train: 2, n_valid: 1, n_test: 1, size: 16}', '~data.csv', '~data.classes', 'data.img_size=16', 'train.device=cpu']
+    def weights(seed):
+        r = load_recipe(f"{ROOT/'recipes'/'fmnist.yaml'}#pair30-baseline", [o for o in jobs[seed]['overrides'] if o.startswith('seed=')] + demo)
+        set_seed(r.seed, reproducible=True)
+        return recipe_learner(r, recipe_dataloaders(r)).model[0][0].weight.detach().clone()
+    assert torch.equal(weights(0), weights(0)) and not torch.equal(weights(0), weights(3))
+
+def test_plan_names_every_run_and_starts_the_longest_first():
+    jobs = bench.plan(['sym30', 'pair30'], list(bench.METHODS), [1], [0, 1, 2], 'cuda', ['train.epochs=3'])
+    assert len(jobs) == 2*3*(len(bench.METHODS)+1) == len({j['name'] for j in jobs})
+    assert {j['method'] for j in jobs[:18]} == {'eac', 'ac'}
+    lam1 = next(j for j in jobs if j['name'] == 'pair30-eac-lam1-s2')
+    assert lam1['cell'] == 'pair30-eac' and lam1['lam'] == 1 and lam1['overrides'][-1] == 'eac.lam=1'
+    assert {'train.device=cuda', 'train.epochs=3', 'seed=2'} <= set(lam1['overrides'])
+    assert bench.noise_setting('30') == 'sym30' and bench.noise_setting('pair30') == 'pair30'
+
+@pytest.mark.parametrize('args,words', [(['--seeds', '0', '-1'], '--seeds'), (['--noise', 'sym30', 'gauss30'], "unknown noise 'gauss30'"),
+                                        (['--jobs', '0'], '--jobs'), (['--noise', 'pair70'], 'below 50'), (['--threads', 'x'], '--threads')])
+def test_bad_arguments_exit_2_with_one_line(args, words):
+    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'bench_noise.py'), *args], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1 and r.stdout == ''
+
+def _results(path:Path, runs):
+    path.write_text(json.dumps(dict(runs=runs, curves={r['name']: dict(epoch=[0, 1], flipped_as_given=[0.1, r['flipped_as_given']])
+                                                       for r in runs})))
+    return path
+
+def test_merge_joins_seeds_into_one_row_with_mean_std_and_n(tmp_path):
+    run = lambda noise, m, seed, acc: dict(noise=noise, method=m, lam=5.0 if m == 'eac' else None, seed=seed, noise_seed=seed,
+                                           last5=acc, final=acc, best=acc, flipped_as_given=0.5, max_flipped_as_given=0.5,
+                                           flipped_as_clean=0.2, name=f'{noise}-{m}-s{seed}', run=f'x/{noise}-{m}-s{seed}/run')
+    a = _results(tmp_path/'a.json', [run('pair30', 'eac', 0, 0.80), run('sym30', 'baseline', 0, 0.70)])
+    b = _results(tmp_path/'b.json', [run('pair30', 'eac', 1, 0.84), run('sym30', 'baseline_flip', 1, 0.72), run('pair30', 'eac', 2, 0.82)])
+    r = merge(a, b)
+    assert r.returncode == 0, r.stderr
+    table = [[c.strip() for c in l.split('|')[1:6]] for l in r.stdout.split('\n\n')[0].splitlines()[2:]]
+    assert table == [['sym30', 'baseline', '', '1', '70.0'], ['sym30', 'baseline_flip', '', '1', '72.0'],
+                     ['pair30', 'eac', '5', '3', '82.0 ± 2.0']]                        # sample std over the 3 seeds
+    assert '| pair30-eac | 3 | 10.0 |' in r.stdout                                    # the curve: mean over the seeds
+
+def test_merge_reads_the_earlier_one_seed_results():
+    "Results of the script before seeds and noise kinds (noise 10, no seed) join as sym10, seed 0, n 1."
+    r = merge(RESULTS/'fmnist_noise10.json')
+    assert r.returncode == 0, r.stderr
+    assert '| sym10 | baseline |  | 1 | 82.9 |' in r.stdout

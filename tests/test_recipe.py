@@ -25,7 +25,8 @@ def test_all_problems_reported_with_keys_and_file(recipe):
 def test_ranges_and_cross_field_rules(recipe):
     for bad, words in [('train.epochs=0', 'train.epochs'), ('eac.lam=-1', 'eac.lam'), ('augment.erase.scale=[0.5,0.1]', 'low <= high'),
                        ('data.csv=x.csv', 'exactly one of data.csv and data.demo'), ('augment.basic.var=-3', 'var'), ('augment.basic.ops=[flip]', 'remove flip'),
-                       ('train.wd_bn_bias=false', 'needs opt fastai_adam or fastai_sgd')]:
+                       ('train.wd_bn_bias=false', 'needs opt fastai_adam or fastai_sgd'), ('augment.flip.p=0.5', 'augment.flip: method eac'),
+                       ('train.eval_subset.n=0', 'train.eval_subset.n')]:
         with pytest.raises(RecipeError, match=words.replace('.', r'\.').replace('[', r'\[')): load_recipe(recipe, [bad])
 
 def test_overrides_are_yaml_typed(recipe):
