@@ -108,13 +108,17 @@ def summarize(done) -> tuple[pd.DataFrame, dict]:
                          minutes=j['minutes'], name=j['name'], run=j['run']))
     return pd.DataFrame(rows), curves
 
+def fail(message:str):
+    "Exit with status 2 and `message` as one line on stderr."
+    print(f"bench_noise.py: {message}", file=sys.stderr); sys.exit(2)
+
 def read_results(path) -> dict:
     "One `results.json` written by this script; a clear exit (status 2) naming the file when it is not one."
-    def fail(why): print(f"--merge: {path}: {why}", file=sys.stderr); sys.exit(2)
     try: d = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e: fail(f"cannot read it as JSON ({e})")
+    except (OSError, ValueError) as e: fail(f"--merge: {path}: cannot read it as JSON ({e})")
     if not (isinstance(d, dict) and isinstance(d.get('runs'), list) and isinstance(d.get('curves'), dict)):
-        fail("not a results.json of bench_noise.py (it has no 'runs' list and 'curves' mapping); give the files its runs wrote")
+        fail(f"--merge: {path}: not a results.json of bench_noise.py (it has no 'runs' list and 'curves' mapping); "
+             "give the files its runs wrote")
     return d
 
 def _canonical(run:dict) -> dict:
@@ -127,7 +131,12 @@ def _canonical(run:dict) -> dict:
 def merge(files) -> tuple[pd.DataFrame, dict]:
     "The runs and curves of several `results.json` as one frame, ordered by noise kind and rate, method, λ and seed."
     parts = [read_results(f) for f in files]
-    df = ordered(pd.DataFrame([_canonical(r) for p in parts for r in p['runs']]))
+    df = ordered(pd.DataFrame([dict(_canonical(r), file=str(f)) for f, p in zip(files, parts) for r in p['runs']]))
+    key = df.assign(lam=df.lam.fillna(-1))[['noise', 'method', 'lam', 'seed']].astype(str).agg(' '.join, axis=1)
+    if key.duplicated().any():
+        r = df[key == key[key.duplicated()].iloc[0]]
+        fail(f"--merge: {r.noise.iloc[0]} {r.method.iloc[0]} seed {r.seed.iloc[0]} is in {' and '.join(r.file)}: "
+             "one seed would count twice; leave one of them out")
     curves = {k: v for p in parts for k, v in p['curves'].items()}
     return df, {n: curves[n] for n in df.name if n in curves}
 
@@ -174,7 +183,7 @@ def markdown(df:pd.DataFrame, curves:dict, every:int=5, minutes:bool=True) -> st
     return '\n'.join(lines)
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message): self.exit(2, f"{self.prog}: {message} (--help lists the arguments)\n")   # one line, status 2
+    def error(self, message): fail(f"{message} (--help lists the arguments)")    # one line, status 2
 
 def parse_args(argv=None):
     p = _Parser(description=__doc__.split('\n')[0])
@@ -194,6 +203,8 @@ def parse_args(argv=None):
 def main():
     a = parse_args()
     if a.merge: return print(markdown(*merge(a.merge), minutes=False))    # runs measured apart: their minutes are not comparable
+    import torch
+    if a.device == 'cuda' and not torch.cuda.is_available(): fail("--device cuda: no CUDA device here; use --device cpu")
     from eac_fastai.settings import load_settings
     settings = load_settings()
     make_data(settings.data, a.noise, a.seeds, a.source)

@@ -18,14 +18,9 @@ def balanced_subset(labels, n:int, seed:int=0) -> np.ndarray:
     if n >= len(labels): return np.arange(len(labels))
     rng = np.random.default_rng(seed)
     groups = {c: rng.permutation(np.flatnonzero(labels.to_numpy() == c)) for c in sorted(labels.unique())}
-    quota, left = dict.fromkeys(groups, 0), n
-    while left:                                       # fill the classes evenly, skipping those that are used up
-        open_ = [c for c in groups if quota[c] < len(groups[c])]
-        share = max(1, left // len(open_))
-        for c in rng.permutation(open_) if share == 1 else open_:
-            take = min(share, len(groups[c]) - quota[c], left)
-            quota[c] += take; left -= take
-            if not left: break
+    quota, left = {}, n
+    for i, c in enumerate(sorted(groups, key=lambda c: len(groups[c]))):   # smallest first: a short class gives all it has
+        quota[c] = min(len(groups[c]), left // (len(groups) - i)); left -= quota[c]
     return np.sort(np.concatenate([groups[c][:quota[c]] for c in groups]))
 
 class EvalSubsetCallback(Callback):

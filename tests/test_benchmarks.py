@@ -101,3 +101,9 @@ def test_merge_reads_the_earlier_one_seed_results():
     r = merge(RESULTS/'fmnist_noise10.json')
     assert r.returncode == 0, r.stderr
     assert '| sym10 | baseline |  | 1 | 82.9 |' in r.stdout
+
+def test_merge_refuses_the_same_seed_twice(tmp_path):
+    a = json.loads((RESULTS/'fmnist_noise10.json').read_text())
+    (tmp_path/'again.json').write_text(json.dumps(dict(a, runs=a['runs'][:1])))
+    r = merge(RESULTS/'fmnist_noise10.json', tmp_path/'again.json')
+    assert r.returncode == 2 and 'seed 0' in r.stderr and 'again.json' in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -90,7 +90,7 @@ def test_cifar_matrix_is_the_supplementarys_setting():
     r = load_recipe(f"{ROOT/'cifar.yaml'}#cifar100-scn-noise20")
     assert (r.model.arch, r.model.weights, r.data.bs, r.train.opt, r.train.lr, r.train.wd, r.train.schedule, r.train.epochs) == \
            ('resnet18_cifar', None, 512, 'sgd', 0.1, 5e-4, 'cosine', 200)
-    assert r.augment.crop.padding == 4 and r.augment.basic.ops == ['flip'] and r.augment.erase.p == 0.5
+    assert r.augment.crop.padding == 4 and r.augment.flip.p == 0.5 and r.augment.basic is None and r.augment.erase.p == 0.5
     assert load_recipe(f"{ROOT/'cifar.yaml'}#cifar100-eac-noise20").augment.basic is None
     assert recipe_cells(f"{ROOT/'cifar.yaml'}#tinyimagenet-*-noise30") == [f"{ROOT/'cifar.yaml'}#tinyimagenet-{m}-noise30" for m in ('baseline', 'scn', 'eac')]
 
