@@ -123,10 +123,12 @@ def read_results(path) -> dict:
 
 def _canonical(run:dict) -> dict:
     "A run of an earlier version of this script as this one writes it: noise `30` → `sym30`, seed 0, its job's name."
-    run = dict(run, noise=run['noise'] if isinstance(run['noise'], str) else f"sym{run['noise']}")
-    run.setdefault('seed', 0); run.setdefault('noise_seed', 0)
-    run.setdefault('name', Path(run['run']).parent.name)           # the job's folder: noise<N>-<method>[-lam<λ>]
-    return run
+    if isinstance(run['noise'], str): return run
+    return dict(run, noise=f"sym{run['noise']}", seed=0, noise_seed=0, name=_canonical_name(Path(run['run']).parent.name))
+
+def _canonical_name(name:str) -> str:
+    "An earlier job name (`noise30-eac-lam1`: no seeds, symmetric only) as this script names the job (`sym30-eac-lam1-s0`)."
+    return re.sub(r'^noise(\d+)(.*)$', r'sym\1\2-s0', name)
 
 def merge(files) -> tuple[pd.DataFrame, dict]:
     "The runs and curves of several `results.json` as one frame, ordered by noise kind and rate, method, λ and seed."
@@ -137,7 +139,7 @@ def merge(files) -> tuple[pd.DataFrame, dict]:
         r = df[key == key[key.duplicated()].iloc[0]]
         fail(f"--merge: {r.noise.iloc[0]} {r.method.iloc[0]} seed {r.seed.iloc[0]} is in {' and '.join(r.file)}: "
              "one seed would count twice; leave one of them out")
-    curves = {k: v for p in parts for k, v in p['curves'].items()}
+    curves = {_canonical_name(k): v for p in parts for k, v in p['curves'].items()}
     return df, {n: curves[n] for n in df.name if n in curves}
 
 def ordered(df:pd.DataFrame) -> pd.DataFrame:

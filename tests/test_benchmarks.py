@@ -107,3 +107,10 @@ def test_merge_refuses_the_same_seed_twice(tmp_path):
     (tmp_path/'again.json').write_text(json.dumps(dict(a, runs=a['runs'][:1])))
     r = merge(RESULTS/'fmnist_noise10.json', tmp_path/'again.json')
     assert r.returncode == 2 and 'seed 0' in r.stderr and 'again.json' in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+def test_readmes_fashion_mnist_table_is_the_merge_of_the_stored_results():
+    r = merge(*sorted(RESULTS.glob('fmnist_*.json')))
+    assert r.returncode == 0, r.stderr
+    table = r.stdout.split('\n\nflipped')[0].strip()
+    assert table in (ROOT/'README.md').read_text() and r.stdout in (RESULTS/'fmnist.md').read_text(), \
+        "README's table or fmnist.md is stale: regenerate them from `bench_noise.py --merge benchmarks/results/fmnist_*.json`"
