@@ -13,7 +13,8 @@ std over the seeds, with n.
     apt-get install -y dataset-fashion-mnist
     .venv/bin/python benchmarks/bench_noise.py --noise sym30 pair30 --seeds 0 1 2        # every method, three seeds
     .venv/bin/python benchmarks/bench_noise.py --noise 10 --methods --lam 1               # only EAC at λ 1 (sym10)
-    .venv/bin/python benchmarks/bench_noise.py --device cuda --jobs 12 --noise sym10 sym20 sym30 pair30 --seeds 0 1 2 --lam 1
+    .venv/bin/python benchmarks/bench_noise.py --device cuda --jobs 12 --noise sym10 sym20 sym30 pair30 --seeds 0 1 2 \
+        --lam 1                                                               # the whole table on one GPU
     .venv/bin/python benchmarks/bench_noise.py --merge runs/bench-noise-*/results.json    # one table of earlier runs
 """
 import argparse, json, os, re, subprocess, sys, time
@@ -25,8 +26,7 @@ import numpy as np, pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO/'recipes'/'fmnist.yaml'
 METHODS = ('baseline', 'baseline_flip', 'ac', 'scn', 'rul', 'eac')
-COST = {'eac': 2, 'ac': 2}                             # steps per image relative to the baseline: the longest runs start first
-KINDS = {'sym': 'symmetric', 'pair': 'pairflip'}
+COST = {'eac': 2, 'ac': 2}                  # steps per image relative to the baseline's: the longest runs start first
 
 def noise_setting(name:str) -> str:
     "`sym30`, `pair30`, or a bare rate (`30`: symmetric) as its canonical name; argparse's error otherwise."
@@ -69,27 +69,30 @@ def make_data(data:Path, noises, seeds, source:Path):
             add_label_noise(df, classes, matrix, seed=seed).to_csv(out, index=False)
 
 def plan(noises, methods, lams, seeds, device:str, overrides) -> list[dict]:
-    "The runs, longest first: each method at the recipe's settings (EAC: λ 5) and EAC at each extra λ, per noise and seed."
+    "The runs, longest first: each method at the recipe's settings and EAC at each extra λ, per noise setting and seed."
     jobs = []
     for noise in noises:
         for seed in seeds:
             common = [f'seed={seed}', f'data.csv={noisy_csv(noise, seed)}', f'train.device={device}', *overrides]
-            cells = [(m, 5.0 if m == 'eac' else None, []) for m in methods] + [('eac', float(l), [f'eac.lam={l}']) for l in lams]
+            cells = [(m, 5.0 if m == 'eac' else None, []) for m in methods]
+            cells += [('eac', float(l), [f'eac.lam={l}']) for l in lams]
             for m, lam, extra in cells:
                 name = f"{noise}-{m}{f'-lam{lam:g}' if extra else ''}-s{seed}"
-                jobs.append(dict(name=name, cell=f'{noise}-{m}', noise=noise, method=m, lam=lam, seed=seed, noise_seed=seed,
-                                 overrides=[*common, *extra]))
+                jobs.append(dict(name=name, cell=f'{noise}-{m}', noise=noise, method=m, lam=lam, seed=seed,
+                                 noise_seed=seed, overrides=[*common, *extra]))
     return sorted(jobs, key=lambda j: -COST.get(j['method'], 1))
 
 def train(job:dict, folder:Path, threads:int) -> dict:
     "Run one `eac-fastai train` in its own process (its output in `logs/`); the job with its run folder and wall time."
     out, log = folder/job['name'], folder/'logs'/f"{job['name']}.log"
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    cmd = [str(Path(sys.executable).parent/'eac-fastai'), 'train', f"{RECIPE}#{job['cell']}", *job['overrides'], '--out', str(out)]
+    cmd = [str(Path(sys.executable).parent/'eac-fastai'), 'train', f"{RECIPE}#{job['cell']}", *job['overrides'],
+           '--out', str(out)]
     t0 = time.time()
     with open(log, 'w') as f: rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
     runs = sorted(out.glob('*/metrics.json')) if out.is_dir() else []
-    print(f"{'done' if rc == 0 and runs else 'FAILED'}: {job['name']} in {(time.time()-t0)/60:.1f} min ({log})", flush=True)
+    print(f"{'done' if rc == 0 and runs else 'FAILED'}: {job['name']} in {(time.time()-t0)/60:.1f} min ({log})",
+          flush=True)
     return dict(job, run=str(runs[-1].parent) if rc == 0 and runs else None, minutes=(time.time()-t0)/60)
 
 def summarize(done) -> tuple[pd.DataFrame, dict]:
@@ -124,10 +127,11 @@ def read_results(path) -> dict:
 def _canonical(run:dict) -> dict:
     "A run of an earlier version of this script as this one writes it: noise `30` → `sym30`, seed 0, its job's name."
     if isinstance(run['noise'], str): return run
-    return dict(run, noise=f"sym{run['noise']}", seed=0, noise_seed=0, name=_canonical_name(Path(run['run']).parent.name))
+    return dict(run, noise=f"sym{run['noise']}", seed=0, noise_seed=0,
+                name=_canonical_name(Path(run['run']).parent.name))
 
 def _canonical_name(name:str) -> str:
-    "An earlier job name (`noise30-eac-lam1`: no seeds, symmetric only) as this script names the job (`sym30-eac-lam1-s0`)."
+    "An earlier job name (`noise30-eac-lam1`: no seed, symmetric only) as this script names it (`sym30-eac-lam1-s0`)."
     return re.sub(r'^noise(\d+)(.*)$', r'sym\1\2-s0', name)
 
 def merge(files) -> tuple[pd.DataFrame, dict]:
@@ -159,15 +163,16 @@ def rows(df:pd.DataFrame) -> pd.DataFrame:
     return out.reset_index().assign(lam=lambda d: d.lam.where(d.lam >= 0))
 
 def markdown(df:pd.DataFrame, curves:dict, every:int=5, minutes:bool=True) -> str:
-    "The table (mean ± std over seeds, n), each run's wall minutes, and the mean memorisation curves as Markdown tables."
+    "The table (mean ± std over seeds, n), each run's wall minutes, and the mean memorisation curves, as Markdown."
     pct = lambda m, s: f"{100*m:.1f}" + ('' if pd.isna(s) else f" ± {100*s:.1f}")
-    head = ['noise', 'method', 'λ', 'n', 'last-5', 'final', 'best', 'flipped → given (final / max)', 'flipped → clean (final)']
+    head = ['noise', 'method', 'λ', 'n', 'last-5', 'final', 'best', 'flipped → given (final / max)',
+            'flipped → clean (final)']
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|'*len(head)]
     for r in rows(df).to_dict('records'):
         f = lambda k: pct(r[f'{k}_mean'], r[f'{k}_std'])
-        lines.append(f"| {r['noise']} | {r['method']} | {'' if pd.isna(r['lam']) else format(r['lam'], 'g')} | {r['n']} | "
-                     f"{f('last5')} | {f('final')} | {f('best')} | {f('flipped_as_given')} / {f('max_flipped_as_given')} | "
-                     f"{f('flipped_as_clean')} |")
+        lam = '' if pd.isna(r['lam']) else format(r['lam'], 'g')
+        lines.append(f"| {r['noise']} | {r['method']} | {lam} | {r['n']} | {f('last5')} | {f('final')} | {f('best')} | "
+                     f"{f('flipped_as_given')} / {f('max_flipped_as_given')} | {f('flipped_as_clean')} |")
     if minutes:
         lines += ['', '| run | seed | minutes |', '|---|---|---|']
         lines += [f"| {r.name} | {r.seed} | {r.minutes:.1f} |" for r in df.itertuples()]
@@ -189,24 +194,29 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv=None):
     p = _Parser(description=__doc__.split('\n')[0])
-    p.add_argument('--noise', type=noise_setting, nargs='+', default=['sym30'], help='noise settings: sym<rate>, pair<rate>, or a rate (symmetric)')
-    p.add_argument('--seeds', type=counted(0), nargs='+', default=[0], help='seeds: each its own noise draw, init and augmentation')
-    p.add_argument('--methods', nargs='*', default=list(METHODS), choices=METHODS, help="methods at the recipe's settings (none: only the --lam runs)")
+    p.add_argument('--noise', type=noise_setting, nargs='+', default=['sym30'],
+                   help='noise settings: sym<rate>, pair<rate>, or a rate (symmetric)')
+    p.add_argument('--seeds', type=counted(0), nargs='+', default=[0],
+                   help='seeds: each its own noise draw, init and augmentation')
+    p.add_argument('--methods', nargs='*', default=list(METHODS), choices=METHODS,
+                   help="methods at the recipe's settings (none: only the --lam runs)")
     p.add_argument('--lam', type=float, nargs='*', default=[], help="extra EAC runs at these λ (the recipe's is 5)")
-    p.add_argument('--jobs', type=counted(1), default=2, help='runs trained at the same time (on a GPU: all on the one GPU)')
+    p.add_argument('--jobs', type=counted(1), default=2,
+                   help='runs trained at the same time (on a GPU: all on the one GPU)')
     p.add_argument('--threads', type=counted(1), default=None, help='CPU threads per run (default: CPU cores ÷ jobs)')
     p.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto', help="every run's train.device")
     p.add_argument('--out', type=Path, default=None, help="parent folder (default: settings.ini's runs)")
-    p.add_argument('--source', type=Path, default=Path('/usr/share/datasets/fashion-mnist'), help='the Fashion-MNIST IDX files')
+    p.add_argument('--source', type=Path, default=Path('/usr/share/datasets/fashion-mnist'),
+                   help='the Fashion-MNIST IDX files')
     p.add_argument('--merge', type=Path, nargs='+', help='train nothing: print one table of these results.json files')
     p.add_argument('overrides', nargs='*', help='recipe overrides for every run, e.g. train.epochs=10')
     return p.parse_args(argv)
 
 def main():
     a = parse_args()
-    if a.merge: return print(markdown(*merge(a.merge), minutes=False))    # runs measured apart: their minutes are not comparable
+    if a.merge: return print(markdown(*merge(a.merge), minutes=False))    # measured apart: their minutes do not compare
     import torch
-    if a.device == 'cuda' and not torch.cuda.is_available(): fail("--device cuda: no CUDA device here; use --device cpu")
+    if a.device == 'cuda' and not torch.cuda.is_available(): fail("--device cuda: no CUDA device here; use cpu")
     from eac_fastai.settings import load_settings
     settings = load_settings()
     make_data(settings.data, a.noise, a.seeds, a.source)
@@ -218,11 +228,12 @@ def main():
     t0 = time.time()
     with ThreadPoolExecutor(a.jobs) as ex: done = list(ex.map(lambda j: train(j, folder, threads), jobs))
     df, curves = summarize(done)
-    df = ordered(df) if len(df) else df
+    if not len(df): sys.exit(f"bench_noise.py: no run finished; their logs are in {folder/'logs'}")
+    df, total = ordered(df), (time.time()-t0)/60
     md = markdown(df, curves)
-    total = (time.time()-t0)/60
     print(md)
-    print(f"\n{len(df)}/{len(jobs)} runs in {total:.1f} min on {os.cpu_count()} cores ({a.jobs} jobs × {threads} threads, {a.device})")
+    print(f"\n{len(df)}/{len(jobs)} runs in {total:.1f} min on {os.cpu_count()} cores "
+          f"({a.jobs} jobs × {threads} threads, {a.device})")
     (folder/'results.json').write_text(json.dumps(dict(
         runs=df.to_dict('records'), curves=curves, jobs=a.jobs, threads=threads, device=a.device, cpus=os.cpu_count(),
         argv=sys.argv[1:], started=f"{datetime.fromtimestamp(t0):%Y-%m-%d %H:%M}", total_minutes=total), indent=2))
