@@ -8,14 +8,15 @@ batch, Gaussian fill, other area law), so it is not used.
 truncated back to uint8 values. `BasicAug` is the official basic augmentation: with probability `p` per image,
 one op drawn uniformly from `ops` (EAC: noise only; SCN and RUL: a horizontal flip or noise).
 `random_crop` is the CIFAR-style crop (zero padding, then a random crop of the original size). `random_flip` is a
-horizontal flip with probability `p` per image, drawn apart from the basic aug: the supplementary's fair baseline (§3)."""
+horizontal flip with probability `p` per image, drawn apart from the basic aug: the supplementary's fair baseline
+(§3)."""
 import math
 from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ['random_erasing', 'gaussian_noise', 'random_crop', 'random_flip', 'basic_aug', 'BASIC_OPS', 'Erasing', 'BasicAug', 'Crop',
-           'Flip']
+__all__ = ['random_erasing', 'gaussian_noise', 'random_crop', 'random_flip', 'basic_aug', 'BASIC_OPS', 'Erasing',
+           'BasicAug', 'Crop', 'Flip']
 
 def random_erasing(x:Tensor, p:float=0.5, scale=(0.02, 0.33), ratio=(0.3, 3.3), value:float|tuple|str=0.,
                    attempts:int=10) -> Tensor:
@@ -104,6 +105,6 @@ class Crop:
 
 @dataclass
 class Flip:
-    "Settings of `random_flip`: the supplementary gives the baseline and SCN this flip with p 0.5, beside their other augmentation."
+    "Settings of `random_flip`; the supplementary gives the baseline and SCN p 0.5, beside their other augmentation."
     p: float = 0.5
     def __call__(self, x:Tensor) -> Tensor: return random_flip(x, self.p)

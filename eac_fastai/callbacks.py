@@ -38,15 +38,15 @@ def per_view_batchnorm(model:nn.Module, views:int=2):
         for bn in bns: vars(bn).pop('forward', None)
 
 class AugmentCallback(Callback):
-    """The official augmentation of the training batch: (CIFAR crop), (an independent flip), basic aug (Gaussian noise or
-    flip), then per-image random erasing."""
+    """The official augmentation of the training batch: (CIFAR crop), (an independent flip), basic aug (Gaussian noise
+    or flip), then per-image random erasing."""
     order, run_valid = 5, False                        # before GradientAccumulation (6) and MixedPrecision (10)
     flip = None                                        # EAC and AC take none: they make the mirrored view themselves
     def __init__(self,
                  erase:Erasing|None=Erasing(),         # per-image random erasing (None: off)
                  basic:BasicAug|None=BasicAug(),       # the official basic aug: noise (or flip) with p 0.5 (None: off)
                  crop:Crop|None=None,                  # CIFAR-style padded random crop (None: off)
-                 flip:Flip|None=None):                 # a flip drawn apart from `basic` (None: off; the fair baseline: p 0.5)
+                 flip:Flip|None=None):                 # a flip apart from `basic` (None: off; fair baseline: p 0.5)
         store_attr()
     def before_fit(self): self.stats = normalize_stats(self.dls)
     def crop_batch(self, x): return x if self.crop is None else self.crop(x, self.stats)

@@ -231,13 +231,17 @@ class NoiseKind(str, Enum):
 def make_noise(csv: Annotated[Path, typer.Argument(help="label CSV (image, label, split[, clean_label])")],
                output: Annotated[Path, typer.Option('-o', '--output', help="noisy CSV to write")],
                rate: Annotated[float, typer.Option(help="noise rate for symmetric / pairflip")] = 0.2,
-               kind: Annotated[NoiseKind, typer.Option(help="symmetric, pairflip (class j → j+1 in the class order), or matrix (--matrix)")] = NoiseKind.symmetric,
+               kind: Annotated[NoiseKind, typer.Option(
+                   help="symmetric, pairflip (class j → j+1 in the class order), or matrix (--matrix)")
+               ] = NoiseKind.symmetric,
                matrix: Annotated[Optional[Path], typer.Option(help="CSV noise matrix, rows = given, columns = true class")] = None,
                seed: int = 0,
                exact: Annotated[bool, typer.Option(help="--exact: exact counts per class; --no-exact: independent draws (SCN's generator)")] = True,
                splits: Annotated[str, typer.Option(help="comma-separated splits to corrupt")] = 'train',
-               classes: Annotated[Optional[str], typer.Option(help="comma-separated class order (symmetric's default: sorted labels)")] = None,
-               recipe: Annotated[Optional[str], typer.Option(help="take the class order from this recipe's data.classes (the model's output order)")] = None,
+               classes: Annotated[Optional[str], typer.Option(
+                   help="comma-separated class order (symmetric's default: sorted labels)")] = None,
+               recipe: Annotated[Optional[str], typer.Option(
+                   help="take the class order from this recipe's data.classes (the model's output order)")] = None,
                overwrite: bool = False):
     """Add seeded synthetic label noise to a label CSV; the true label is kept in clean_label. Pair-flip and a matrix
     depend on the class order: give it (--classes or --recipe); it is printed."""
@@ -251,8 +255,9 @@ def make_noise(csv: Annotated[Path, typer.Argument(help="label CSV (image, label
     order = classes.split(',') if classes else _recipe_classes(recipe) if recipe else None
     df, vocab = read_label_csv(csv, order)
     if kind != NoiseKind.symmetric and order is None:
-        raise UserError(f"--kind {kind.value} depends on the class order, and none was given: pass --recipe RECIPE.yaml (its "
-                        f"data.classes) or --classes; the sorted labels would be --classes '{','.join(vocab)}'")
+        raise UserError(f"--kind {kind.value} depends on the class order, and none was given: pass --recipe "
+                        f"RECIPE.yaml (its data.classes) or --classes; the sorted labels would be --classes "
+                        f"'{','.join(vocab)}'")
     wanted = [s.strip() for s in splits.split(',')]
     if absent := [s for s in wanted if not (df.split == s).any()]: raise UserError(f"{csv}: no rows with split {', '.join(absent)} (--splits)")
     try:
@@ -272,7 +277,8 @@ def _recipe_classes(recipe:str) -> list[str]:
     from .recipe import load_recipes
     orders = {tuple(r.data.classes or ()) for r in load_recipes(recipe).values()}
     if len(orders) > 1: raise UserError(f"{recipe}: its cells order the classes differently; name one cell (FILE#cell)")
-    if not (classes := list(orders.pop())): raise UserError(f"{recipe}: sets no data.classes (its model takes the sorted labels); give --classes")
+    if not (classes := list(orders.pop())):
+        raise UserError(f"{recipe}: sets no data.classes (its model takes the sorted labels); give --classes")
     return classes
 
 @app.command('make-demo')

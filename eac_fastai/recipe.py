@@ -91,7 +91,9 @@ class Augment(_Section):
     erase: Erase|None = Field(default_factory=Erase, description="per-image random erasing after Normalize (null: off); not given: off for method ac, which erases nothing")
     basic: Basic|None = Field(default_factory=Basic, description="the official 'basic aug': with probability p one of ops (null: off)")
     crop: Crop|None = Field(None, description="CIFAR-style padded random crop (null: off)")
-    flip: Flip|None = Field(None, description="horizontal flip drawn apart from the basic aug, before it (null: off); the supplementary's fair baseline and SCN: p 0.5; not for eac and ac, which mirror the image themselves")
+    flip: Flip|None = Field(None, description="horizontal flip drawn apart from the basic aug, before it (null: off); "
+                            "the supplementary's fair baseline and SCN: p 0.5; not for eac and ac, which mirror the "
+                            "image themselves")
 
 class EAC(_Section):
     lam: float = Field(5., ge=0, description="weight of the CAM flip-consistency loss")
@@ -121,9 +123,12 @@ class LRFind(_Section):
     suggestion: Literal['valley', 'slide', 'minimum', 'steep'] = Field('valley', description="fastai suggestion used by train.lr: find")
 
 class EvalSubset(_Section):
-    n: int = Field(2000, ge=1, description="evaluation images scored in the earlier epochs: a fixed subset, the same number per class where the split allows")
-    full_last: int = Field(5, ge=5, description="the last epochs scored on the whole evaluation split (at least 5, so last-5 and final are whole-split figures)")
-    seed: int = Field(0, description="seed of the subset's draw, apart from the recipe's seed: runs of every seed are scored on the same images")
+    n: int = Field(2000, ge=1, description="evaluation images scored in the earlier epochs: a fixed subset, the same "
+                   "number per class where the split allows")
+    full_last: int = Field(5, ge=5, description="the last epochs scored on the whole evaluation split (at least 5, so "
+                           "last-5 and final are whole-split figures)")
+    seed: int = Field(0, description="seed of the subset's draw, apart from the recipe's seed: runs of every seed are "
+                      "scored on the same images")
 
 class Train(_Section):
     epochs: int = Field(60, ge=1, description="training epochs; the evaluation split is scored after each")
@@ -139,7 +144,9 @@ class Train(_Section):
     channels_last: bool = Field(False, description="model in channels-last memory format (fastai's ChannelsLast): faster convolutions on many CPUs and GPUs")
     resumable: bool = Field(True, description="write models/resume.pth (weights, optimizer, generators, method state) every epoch for `eac-fastai train --resume`")
     memorisation: bool = Field(True, description="log flipped_as_given / flipped_as_clean each epoch (training images whose label differs from clean_label)")
-    eval_subset: EvalSubset|None = Field(None, description="score the evaluation split on a fixed subset except in the last epochs (cheaper epochs, training unchanged; history's eval_images says which); null: the whole split every epoch")
+    eval_subset: EvalSubset|None = Field(None, description="score the evaluation split on a fixed subset except in the "
+                                         "last epochs (cheaper epochs, training unchanged; history's eval_images says "
+                                         "which); null: the whole split every epoch")
     lr_find: LRFind = Field(default_factory=LRFind, description="fastai's learning-rate range test (train.lr: find, eac-fastai lr-find)")
 
     @field_validator('lr')
@@ -177,7 +184,8 @@ class Recipe(_Section):
         if b is not None and 'flip' in b.ops and self.method in ('eac', 'ac'):
             raise ValueError(f"augment.basic.ops: method {self.method} makes the flipped view itself; remove flip")
         if self.augment.flip is not None and self.method in ('eac', 'ac'):
-            raise ValueError(f"augment.flip: method {self.method} makes the flipped view itself; set augment.flip to null")
+            raise ValueError(f"augment.flip: method {self.method} makes the flipped view itself; "
+                             "set augment.flip to null")
         return self
 
 def _set(cfg:dict, key:str, value, source, what) -> dict:

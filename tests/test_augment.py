@@ -125,6 +125,7 @@ def test_the_fair_baselines_flip_is_drawn_apart_from_its_noise(tmp_path):
     x = torch.rand(8000, 1, 4, 4).mul(255).floor().div(255)                     # 8-bit images, as the noise op expects
     y = cb.augment(x)
     dist = lambda a: (y - a).abs().flatten(1).mean(1)
-    flipped = dist(x.flip(-1)) < dist(x)                                         # noise moves a pixel by ~5/255, a flip by far more
+    flipped = dist(x.flip(-1)) < dist(x)                      # noise moves a pixel by ~5/255, a flip by far more
     noisy = ~((y == x) | (y == x.flip(-1))).flatten(1).all(1)
-    for share, want in ((flipped, 0.5), (noisy, 0.5), (flipped & noisy, 0.25)): assert abs(share.float().mean().item() - want) < 0.03
+    for share, want in ((flipped, 0.5), (noisy, 0.5), (flipped & noisy, 0.25)):
+        assert abs(share.float().mean().item() - want) < 0.03

@@ -34,7 +34,8 @@ def _clean_fmnist(data:Path):
     from eac_fastai.recipe import load_recipe
     classes = load_recipe(f"{ROOT/'recipes'/'fmnist.yaml'}#sym30-baseline").data.classes
     (data/'fmnist').mkdir(parents=True)
-    pd.DataFrame(dict(image=[f'{i}.png' for i in range(300)], label=np.repeat(classes, 30), split='train')).to_csv(data/'fmnist'/'fmnist.csv', index=False)
+    rows = pd.DataFrame(dict(image=[f'{i}.png' for i in range(300)], label=np.repeat(classes, 30), split='train'))
+    rows.to_csv(data/'fmnist'/'fmnist.csv', index=False)
     return classes
 
 def test_seeds_change_the_noise_draw_and_the_same_seed_repeats_it(tmp_path):
@@ -46,19 +47,23 @@ def test_seeds_change_the_noise_draw_and_the_same_seed_repeats_it(tmp_path):
         assert read('a', noise, 0) != read('a', noise, 1)
     pair = pd.read_csv(tmp_path/'a'/bench.noisy_csv('pair30', 1))
     flipped = pair[pair.label != pair.clean_label]
-    assert len(flipped) == 90 and (flipped.label.map(classes.index) == (flipped.clean_label.map(classes.index)+1) % 10).all()
-    assert 'Ankle boot' in set(flipped.clean_label) and set(flipped.label[flipped.clean_label == 'Ankle boot']) == {'T-shirt'}
+    index = lambda labels: labels.map(classes.index)
+    assert len(flipped) == 90 and (index(flipped.label) == (index(flipped.clean_label)+1) % 10).all()
+    assert set(flipped.label[flipped.clean_label == 'Ankle boot']) == {'T-shirt'}            # the chain wraps round
 
 def test_seeds_change_the_initialisation(tmp_path, settings_file):
-    "Each job's recipe seed is its own: two seeds give two initial networks, the same seed the same one (as train seeds it)."
+    "Each job's recipe seed is its own: two seeds give two initial networks, the same seed the same one."
     from fastai.torch_core import set_seed
     from eac_fastai.recipe import load_recipe
     from eac_fastai.train import recipe_dataloaders, recipe_learner
     jobs = {j['seed']: j for j in bench.plan(['pair30'], ['baseline'], [], [0, 3], 'cpu', [])}
-    assert [o for o in jobs[3]['overrides'] if o.startswith(('seed=', 'data.csv='))] == ['seed=3', 'data.csv=fmnist/fmnist_pair30_seed3.csv']
-    demo = ['data.demo={n_train: 2, n_valid: 1, n_test: 1, size: 16}', '~data.csv', '~data.classes', 'data.img_size=16', 'train.device=cpu']
+    assert [o for o in jobs[3]['overrides'] if o.startswith(('seed=', 'data.csv='))] == \
+        ['seed=3', 'data.csv=fmnist/fmnist_pair30_seed3.csv']
+    demo = ['data.demo={n_train: 2, n_valid: 1, n_test: 1, size: 16}', '~data.csv', '~data.classes', 'data.img_size=16',
+            'train.device=cpu']
     def weights(seed):
-        r = load_recipe(f"{ROOT/'recipes'/'fmnist.yaml'}#pair30-baseline", [o for o in jobs[seed]['overrides'] if o.startswith('seed=')] + demo)
+        seeded = [o for o in jobs[seed]['overrides'] if o.startswith('seed=')]
+        r = load_recipe(f"{ROOT/'recipes'/'fmnist.yaml'}#pair30-baseline", seeded + demo)
         set_seed(r.seed, reproducible=True)
         return recipe_learner(r, recipe_dataloaders(r)).model[0][0].weight.detach().clone()
     assert torch.equal(weights(0), weights(0)) and not torch.equal(weights(0), weights(3))
@@ -72,23 +77,28 @@ def test_plan_names_every_run_and_starts_the_longest_first():
     assert {'train.device=cuda', 'train.epochs=3', 'seed=2'} <= set(lam1['overrides'])
     assert bench.noise_setting('30') == 'sym30' and bench.noise_setting('pair30') == 'pair30'
 
-@pytest.mark.parametrize('args,words', [(['--seeds', '0', '-1'], '--seeds'), (['--noise', 'sym30', 'gauss30'], "unknown noise 'gauss30'"),
-                                        (['--jobs', '0'], '--jobs'), (['--noise', 'pair70'], 'below 50'), (['--threads', 'x'], '--threads')])
+@pytest.mark.parametrize('args,words', [(['--seeds', '0', '-1'], '--seeds'),
+                                        (['--noise', 'sym30', 'gauss30'], "unknown noise 'gauss30'"),
+                                        (['--jobs', '0'], '--jobs'), (['--noise', 'pair70'], 'below 50'),
+                                        (['--threads', 'x'], '--threads')])
 def test_bad_arguments_exit_2_with_one_line(args, words):
-    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'bench_noise.py'), *args], capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'bench_noise.py'), *args], capture_output=True, text=True,
+                       cwd=ROOT)
     assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1 and r.stdout == ''
 
 def _results(path:Path, runs):
-    path.write_text(json.dumps(dict(runs=runs, curves={r['name']: dict(epoch=[0, 1], flipped_as_given=[0.1, r['flipped_as_given']])
-                                                       for r in runs})))
+    curves = {r['name']: dict(epoch=[0, 1], flipped_as_given=[0.1, r['flipped_as_given']]) for r in runs}
+    path.write_text(json.dumps(dict(runs=runs, curves=curves)))
     return path
 
 def test_merge_joins_seeds_into_one_row_with_mean_std_and_n(tmp_path):
-    run = lambda noise, m, seed, acc: dict(noise=noise, method=m, lam=5.0 if m == 'eac' else None, seed=seed, noise_seed=seed,
-                                           last5=acc, final=acc, best=acc, flipped_as_given=0.5, max_flipped_as_given=0.5,
-                                           flipped_as_clean=0.2, name=f'{noise}-{m}-s{seed}', run=f'x/{noise}-{m}-s{seed}/run')
+    run = lambda noise, m, seed, acc: dict(
+        noise=noise, method=m, lam=5.0 if m == 'eac' else None, seed=seed, noise_seed=seed, last5=acc, final=acc,
+        best=acc, flipped_as_given=0.5, max_flipped_as_given=0.5, flipped_as_clean=0.2, name=f'{noise}-{m}-s{seed}',
+        run=f'x/{noise}-{m}-s{seed}/run')
     a = _results(tmp_path/'a.json', [run('pair30', 'eac', 0, 0.80), run('sym30', 'baseline', 0, 0.70)])
-    b = _results(tmp_path/'b.json', [run('pair30', 'eac', 1, 0.84), run('sym30', 'baseline_flip', 1, 0.72), run('pair30', 'eac', 2, 0.82)])
+    b = _results(tmp_path/'b.json', [run('pair30', 'eac', 1, 0.84), run('sym30', 'baseline_flip', 1, 0.72),
+                                     run('pair30', 'eac', 2, 0.82)])
     r = merge(a, b)
     assert r.returncode == 0, r.stderr
     table = [[c.strip() for c in l.split('|')[1:6]] for l in r.stdout.split('\n\n')[0].splitlines()[2:]]
@@ -106,11 +116,13 @@ def test_merge_refuses_the_same_seed_twice(tmp_path):
     a = json.loads((RESULTS/'fmnist_noise10.json').read_text())
     (tmp_path/'again.json').write_text(json.dumps(dict(a, runs=a['runs'][:1])))
     r = merge(RESULTS/'fmnist_noise10.json', tmp_path/'again.json')
-    assert r.returncode == 2 and 'seed 0' in r.stderr and 'again.json' in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 2 and 'seed 0' in r.stderr and 'again.json' in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
 
 def test_readmes_fashion_mnist_table_is_the_merge_of_the_stored_results():
     r = merge(*sorted(RESULTS.glob('fmnist_*.json')))
     assert r.returncode == 0, r.stderr
     table = r.stdout.split('\n\nflipped')[0].strip()
     assert table in (ROOT/'README.md').read_text() and r.stdout in (RESULTS/'fmnist.md').read_text(), \
-        "README's table or fmnist.md is stale: regenerate them from `bench_noise.py --merge benchmarks/results/fmnist_*.json`"
+        "README's table or fmnist.md is stale: regenerate them from " \
+        "`bench_noise.py --merge benchmarks/results/fmnist_*.json`"

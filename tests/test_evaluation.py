@@ -1,4 +1,4 @@
-"The cheaper evaluation schedule: a fixed class-balanced subset in the earlier epochs, the whole split in the last ones."
+"The cheaper evaluation schedule: a fixed class-balanced subset in the earlier epochs, the whole split in the last."
 import json
 import numpy as np, pandas as pd, pytest
 from fastai.learner import Learner
@@ -19,14 +19,14 @@ def test_balanced_subset_is_fixed_and_balanced():
     assert (pd.Series(labels[balanced_subset(labels, 8)]).value_counts() == 2).all()
 
 def test_subset_epochs_then_whole_split_and_training_unchanged(tmp_path, settings_file):
-    "Epochs 1-2 score the 7-image subset, the last 5 all 21 images; the training (losses, weights) is the same as without."
+    "Epochs 1-2 score the 7-image subset, the last 5 all 21 images; the training is the same as without the subset."
     f = _recipe(tmp_path, 'eac')
     whole = train_recipe(load_recipe(f, ['train.epochs=7']), tmp_path/'whole')
     sub = train_recipe(load_recipe(f, ['train.epochs=7', 'train.eval_subset.n=7']), tmp_path/'sub')
     hw, hs = pd.read_csv(whole/'history.csv'), pd.read_csv(sub/'history.csv')
     assert list(hs.eval_images) == [7, 7, 21, 21, 21, 21, 21] and 'eval_images' not in hw
     cols = ['train_loss', 'train_ce', 'train_consistency', 'flipped_as_given', 'flipped_as_clean']
-    pd.testing.assert_frame_equal(hw[cols], hs[cols])                                 # the same training, batch for batch
+    pd.testing.assert_frame_equal(hw[cols], hs[cols])                     # the same training, batch for batch
     pd.testing.assert_series_equal(hw.accuracy.iloc[2:], hs.accuracy.iloc[2:])       # the whole-split epochs agree
     mw, ms = (json.loads((run/'metrics.json').read_text()) for run in (whole, sub))
     assert ms['last5_mean_accuracy'] == mw['last5_mean_accuracy'] and ms['final_accuracy'] == mw['final_accuracy']
@@ -37,7 +37,8 @@ def test_resume_keeps_the_schedule(tmp_path, settings_file, monkeypatch):
     r = load_recipe(_recipe(tmp_path, 'baseline'), ['train.epochs=6', 'train.eval_subset.n=7'])
     whole = train_recipe(r, tmp_path/'whole')
     fit = Learner.fit
-    monkeypatch.setattr(Learner, 'fit', lambda self, *a, cbs=None, **k: fit(self, *a, cbs=[*(cbs or []), CrashAt(1)], **k))
+    crashing = lambda self, *a, cbs=None, **k: fit(self, *a, cbs=[*(cbs or []), CrashAt(1)], **k)
+    monkeypatch.setattr(Learner, 'fit', crashing)
     with pytest.raises(Crash): train_recipe(r, tmp_path/'cut')
     monkeypatch.setattr(Learner, 'fit', fit)
     (cut,) = (tmp_path/'cut').iterdir()

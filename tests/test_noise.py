@@ -65,7 +65,8 @@ def test_make_noise_cli(tmp_path):
     r = runner.invoke(app, ['make-noise', str(src), '-o', str(tmp_path/'x.csv'), '--kind', 'matrix'])
     assert r.exit_code == 2 and '--matrix' in r.output and not (tmp_path/'x.csv').exists()
     m = tmp_path/'m.csv'; m.write_text('\n'.join(','.join('1' if i == (j+1) % 7 else '0' for j in range(7)) for i in range(7)))
-    r = runner.invoke(app, ['make-noise', str(src), '-o', str(tmp_path/'p.csv'), '--kind', 'matrix', '--matrix', str(m), '--classes', 'a,b,c,d,e,f,g'])
+    r = runner.invoke(app, ['make-noise', str(src), '-o', str(tmp_path/'p.csv'), '--kind', 'matrix', '--matrix', str(m),
+                            '--classes', 'a,b,c,d,e,f,g'])
     assert r.exit_code == 0, r.output
     p = pd.read_csv(tmp_path/'p.csv')
     assert (p.label.map('abcdefg'.index) == (p.clean_label.map('abcdefg'.index)+1) % 7).all()
@@ -76,8 +77,8 @@ def test_make_noise_edge_cases(tmp_path):
     pd.DataFrame(dict(image=[f'{i}.png' for i in range(6)], label=list('abcabc'), split=['train']*4 + ['test']*2,
                       clean_label=['a', '', 'c', 'a', '', ''])).to_csv(src, index=False)
     m = tmp_path/'m.csv'; m.write_text('0.33333,0.33333,0.33333\n' * 3)        # columns sum to 0.99999: accepted, renormalised
-    r = runner.invoke(app, ['make-noise', str(src), '-o', str(tmp_path/'n.csv'), '--kind', 'matrix', '--matrix', str(m), '--no-exact',
-                            '--classes', 'a,b,c'])
+    r = runner.invoke(app, ['make-noise', str(src), '-o', str(tmp_path/'n.csv'), '--kind', 'matrix', '--matrix', str(m),
+                            '--no-exact', '--classes', 'a,b,c'])
     assert r.exit_code == 0, r.output
     out = pd.read_csv(tmp_path/'n.csv', keep_default_na=False)
     assert list(out.clean_label) == ['a', 'b', 'c', 'a', 'b', 'c']                # empty clean_label: the given label is the truth
@@ -96,14 +97,18 @@ def test_pairflip_follows_a_class_order_the_user_gave(tmp_path):
     recipe = tmp_path/'r.yaml'
     recipe.write_text("data: {csv: clean.csv, classes: [sad, happy, angry, neutral]}\n"
                       "matrix: {method: {eac: {method: eac}, baseline: {method: baseline}}}\n")
-    r = runner.invoke(app, ['make-noise', str(src), '-o', str(tmp_path/'p.csv'), '--kind', 'pairflip', '--rate', '0.3', '--recipe', str(recipe)])
+    r = runner.invoke(app, ['make-noise', str(src), '-o', str(tmp_path/'p.csv'), '--kind', 'pairflip', '--rate', '0.3',
+                            '--recipe', str(recipe)])
     assert r.exit_code == 0, r.output
     assert 'sad → happy → angry → neutral → sad' in r.output
     p = pd.read_csv(tmp_path/'p.csv')
     flipped = p[p.label != p.clean_label]
-    assert len(flipped) == 12 and (flipped.clean_label + '>' + flipped.label).isin(['sad>happy', 'happy>angry', 'angry>neutral', 'neutral>sad']).all()
-    r = runner.invoke(app, ['make-noise', str(src), '-o', str(tmp_path/'q.csv'), '--kind', 'pairflip', '--classes', 'sad,happy', '--recipe', str(recipe)])
+    pairs = flipped.clean_label + '>' + flipped.label
+    assert len(flipped) == 12 and pairs.isin(['sad>happy', 'happy>angry', 'angry>neutral', 'neutral>sad']).all()
+    r = runner.invoke(app, ['make-noise', str(src), '-o', str(tmp_path/'q.csv'), '--kind', 'pairflip',
+                            '--classes', 'sad,happy', '--recipe', str(recipe)])
     assert r.exit_code == 2 and 'not both' in r.output
     recipe.write_text("data: {csv: clean.csv}\n")
-    r = runner.invoke(app, ['make-noise', str(src), '-o', str(tmp_path/'q.csv'), '--kind', 'pairflip', '--recipe', str(recipe)])
+    r = runner.invoke(app, ['make-noise', str(src), '-o', str(tmp_path/'q.csv'), '--kind', 'pairflip',
+                            '--recipe', str(recipe)])
     assert r.exit_code == 2 and 'sets no data.classes' in r.output

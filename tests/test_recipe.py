@@ -25,7 +25,8 @@ def test_all_problems_reported_with_keys_and_file(recipe):
 def test_ranges_and_cross_field_rules(recipe):
     for bad, words in [('train.epochs=0', 'train.epochs'), ('eac.lam=-1', 'eac.lam'), ('augment.erase.scale=[0.5,0.1]', 'low <= high'),
                        ('data.csv=x.csv', 'exactly one of data.csv and data.demo'), ('augment.basic.var=-3', 'var'), ('augment.basic.ops=[flip]', 'remove flip'),
-                       ('train.wd_bn_bias=false', 'needs opt fastai_adam or fastai_sgd'), ('augment.flip.p=0.5', 'augment.flip: method eac'),
+                       ('train.wd_bn_bias=false', 'needs opt fastai_adam or fastai_sgd'),
+                       ('augment.flip.p=0.5', 'augment.flip: method eac'),
                        ('train.eval_subset.n=0', 'train.eval_subset.n')]:
         with pytest.raises(RecipeError, match=words.replace('.', r'\.').replace('[', r'\[')): load_recipe(recipe, [bad])
 
@@ -90,7 +91,8 @@ def test_cifar_matrix_is_the_supplementarys_setting():
     r = load_recipe(f"{ROOT/'cifar.yaml'}#cifar100-scn-noise20")
     assert (r.model.arch, r.model.weights, r.data.bs, r.train.opt, r.train.lr, r.train.wd, r.train.schedule, r.train.epochs) == \
            ('resnet18_cifar', None, 512, 'sgd', 0.1, 5e-4, 'cosine', 200)
-    assert r.augment.crop.padding == 4 and r.augment.flip.p == 0.5 and r.augment.basic is None and r.augment.erase.p == 0.5
+    assert r.augment.crop.padding == 4 and r.augment.flip.p == 0.5 and r.augment.basic is None
+    assert r.augment.erase.p == 0.5
     assert load_recipe(f"{ROOT/'cifar.yaml'}#cifar100-eac-noise20").augment.basic is None
     assert recipe_cells(f"{ROOT/'cifar.yaml'}#tinyimagenet-*-noise30") == [f"{ROOT/'cifar.yaml'}#tinyimagenet-{m}-noise30" for m in ('baseline', 'scn', 'eac')]
 
