@@ -155,11 +155,11 @@ def ordered(df:pd.DataFrame) -> pd.DataFrame:
 FIGURES = ('last5', 'final', 'best', 'flipped_as_given', 'max_flipped_as_given', 'flipped_as_clean')
 
 def rows(df:pd.DataFrame) -> pd.DataFrame:
-    "One row per noise setting, method and λ: the mean and std (over the seeds) of every figure, n, and the seeds."
+    "One row per noise setting, method and λ: the mean and std (over the seeds) of every figure, and n."
     g = df.assign(lam=df.lam.fillna(-1)).groupby(['noise', 'method', 'lam'], sort=False)
     out = g[list(FIGURES)].agg(['mean', 'std'])
     out.columns = [f'{f}_{s}' for f, s in out.columns]
-    out = out.assign(n=g.size(), seeds=g.seed.agg(lambda s: ' '.join(map(str, sorted(s)))))
+    out = out.assign(n=g.size())
     return out.reset_index().assign(lam=lambda d: d.lam.where(d.lam >= 0))
 
 def markdown(df:pd.DataFrame, curves:dict, every:int=5, minutes:bool=True) -> str:
