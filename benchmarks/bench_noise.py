@@ -25,8 +25,13 @@ import numpy as np, pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO/'recipes'/'fmnist.yaml'
-METHODS = ('baseline', 'baseline_flip', 'ac', 'scn', 'rul', 'eac')
+METHODS = ('baseline', 'baseline_flip', 'ac', 'scn', 'rul', 'eac')        # the table's rows (the default)
+VARIANTS = ('eac_ramp', 'eac_rel', 'eac_ramp_rel', 'ac_ramp_rel')         # README "A λ that transfers": on request
+CELLS = METHODS + VARIANTS
 COST = {'eac': 2, 'ac': 2}                  # steps per image relative to the baseline's: the longest runs start first
+
+def cost(cell:str) -> int: return COST.get(cell.split('_')[0], 1)
+def recipe_lam(cell:str) -> float|None: return 5.0 if cell.split('_')[0] == 'eac' else None   # EAC's λ in the recipe
 
 def noise_setting(name:str) -> str:
     "`sym30`, `pair30`, or a bare rate (`30`: symmetric) as its canonical name; argparse's error otherwise."
@@ -74,13 +79,13 @@ def plan(noises, methods, lams, seeds, device:str, overrides) -> list[dict]:
     for noise in noises:
         for seed in seeds:
             common = [f'seed={seed}', f'data.csv={noisy_csv(noise, seed)}', f'train.device={device}', *overrides]
-            cells = [(m, 5.0 if m == 'eac' else None, []) for m in methods]
+            cells = [(m, recipe_lam(m), []) for m in methods]
             cells += [('eac', float(l), [f'eac.lam={l}']) for l in lams]
             for m, lam, extra in cells:
                 name = f"{noise}-{m}{f'-lam{lam:g}' if extra else ''}-s{seed}"
                 jobs.append(dict(name=name, cell=f'{noise}-{m}', noise=noise, method=m, lam=lam, seed=seed,
                                  noise_seed=seed, overrides=[*common, *extra]))
-    return sorted(jobs, key=lambda j: -COST.get(j['method'], 1))
+    return sorted(jobs, key=lambda j: -cost(j['method']))
 
 def train(job:dict, folder:Path, threads:int) -> dict:
     "Run one `eac-fastai train` in its own process (its output in `logs/`); the job with its run folder and wall time."
@@ -149,7 +154,7 @@ def merge(files) -> tuple[pd.DataFrame, dict]:
 def ordered(df:pd.DataFrame) -> pd.DataFrame:
     "The runs ordered by noise kind (symmetric first) and rate, method, λ and seed."
     key = pd.DataFrame(dict(kind=df.noise.str[0] != 's', rate=df.noise.str.extract(r'(\d+)', expand=False).astype(int),
-                            order=df.method.map(METHODS.index), lam=df.lam, seed=df.seed))
+                            order=df.method.map(CELLS.index), lam=df.lam, seed=df.seed))
     return df.loc[key.sort_values(list(key), na_position='first').index].reset_index(drop=True)
 
 FIGURES = ('last5', 'final', 'best', 'flipped_as_given', 'max_flipped_as_given', 'flipped_as_clean')
@@ -198,8 +203,9 @@ def parse_args(argv=None):
                    help='noise settings: sym<rate>, pair<rate>, or a rate (symmetric)')
     p.add_argument('--seeds', type=counted(0), nargs='+', default=[0],
                    help='seeds: each its own noise draw, init and augmentation')
-    p.add_argument('--methods', nargs='*', default=list(METHODS), choices=METHODS,
-                   help="methods at the recipe's settings (none: only the --lam runs)")
+    p.add_argument('--methods', nargs='*', default=list(METHODS), choices=CELLS,
+                   help="methods at the recipe's settings (none: only the --lam runs); also the variants "
+                   f"{', '.join(VARIANTS)}")
     p.add_argument('--lam', type=float, nargs='*', default=[], help="extra EAC runs at these λ (the recipe's is 5)")
     p.add_argument('--jobs', type=counted(1), default=2,
                    help='runs trained at the same time (on a GPU: all on the one GPU)')

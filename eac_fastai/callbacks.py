@@ -12,7 +12,7 @@ from fastai.data.transforms import Normalize
 from fastai.learner import ValueMetric
 from fastcore.basics import store_attr
 from .augment import BasicAug, Crop, Erasing, Flip
-from .cam import class_activation_maps, flip_consistency, linear_head
+from .cam import check_consistency, class_activation_maps, flip_consistency, linear_head
 
 __all__ = ['AugmentCallback', 'MethodCallback', 'EACCallback', 'ACCallback', 'normalize_stats', 'per_view_batchnorm']
 
@@ -100,21 +100,32 @@ class MethodCallback(AugmentCallback):
 class _CAMConsistency(MethodCallback):
     "Shared part of EAC and AC: body features kept by a hook, CAMs from the detached fc weight, `lam` × flip consistency."
     terms = ('train_ce', 'train_consistency')
-    _stateattrs = ('hook', 'x_flip', 'consistency', 'sums', 'body', 'fc', 'term_metrics', 'per_view')
+    _stateattrs = ('hook', 'x_flip', 'consistency_loss', 'sums', 'body', 'fc', 'term_metrics', 'per_view')
     def setup(self):
         model = getattr(self.learn.model, 'module', self.learn.model)
         self.body, self.fc = model[0], linear_head(model)
         self.hook = hook_output(self.body, detach=False)
 
+    def check(self):
+        "Refuse a negative `ramp` or an unknown `consistency` at construction."
+        if self.ramp < 0: raise ValueError(f"ramp must be ≥ 0 epochs, got {self.ramp}")
+        check_consistency(self.consistency)
+
     def cams(self, features): return class_activation_maps(features, self.fc.weight.detach())  # the bias is not used
+    def flip_consistency(self, cams, cams_of_flipped): return flip_consistency(cams, cams_of_flipped, self.consistency)
+    def weight(self) -> float:
+        "`lam`, or while training is within its first `ramp` epochs, `lam` × the share of them done (linear ramp-up)."
+        if not self.ramp: return self.lam
+        return self.lam*min(1., (self.epoch + self.iter/self.n_iter)/self.ramp)
+
     def after_loss(self):
-        self.learn.loss_grad = self.learn.loss_grad + self.lam*self.consistency
-        self.accumulate(self.learn.loss, self.consistency)
+        self.learn.loss_grad = self.learn.loss_grad + self.weight()*self.consistency_loss
+        self.accumulate(self.learn.loss, self.consistency_loss)
 
     def cleanup(self):
         if getattr(self, 'hook', None) is not None: self.hook.remove()
         if getattr(self, 'per_view', None) is not None: self.per_view.close()
-        self.hook = self.x_flip = self.consistency = self.per_view = None
+        self.hook = self.x_flip = self.consistency_loss = self.per_view = None
 
 class EACCallback(_CAMConsistency):
     "Erasing Attention Consistency: CE on the original view only, plus `lam` × MSE of its CAMs and the flipped view's, flipped back."
@@ -124,10 +135,12 @@ class EACCallback(_CAMConsistency):
                  erase:Erasing|None=Erasing(),         # per-image random erasing (None: off)
                  basic:BasicAug|None=BasicAug(),       # basic aug of the original view only (None: off); no flip op
                  crop:Crop|None=None,                  # CIFAR-style crop, shared by both views (None: off)
-                 one_forward:bool=False):              # both views in one forward pass, BatchNorm still per view (speed)
+                 one_forward:bool=False,               # both views in one forward pass, BatchNorm still per view (speed)
+                 ramp:float=0.,                        # epochs over which the weight rises linearly from 0 to lam (0: off)
+                 consistency:str='mse'):               # 'mse' (official) or 'relative': ÷ the views' mean squared CAM
         if mode not in ('noisy', 'clean'): raise ValueError(f"mode must be 'noisy' or 'clean', got {mode!r}")
         if basic is not None and 'flip' in basic.ops: raise ValueError("EAC's basic aug cannot flip: the flipped view must mirror the original")
-        store_attr()
+        store_attr(); self.check()
 
     def before_batch(self):
         x = self.crop_batch(self.x)
@@ -145,7 +158,7 @@ class EACCallback(_CAMConsistency):
             features, flipped = features.chunk(2)
             self.learn.pred = self.pred[:len(features)]        # the flipped view's logits are not used (imbalanced framework)
         else: flipped, self.hook.stored = self.body(self.x_flip), None   # its own forward call (own BatchNorm statistics, as officially)
-        self.consistency = flip_consistency(self.cams(features), self.cams(flipped))
+        self.consistency_loss = self.flip_consistency(self.cams(features), self.cams(flipped))
 
 class ACCallback(_CAMConsistency):
     """Attention Consistency (Guo et al., CVPR 2019): the original and its exact mirror in one forward pass (shared BatchNorm
@@ -154,9 +167,11 @@ class ACCallback(_CAMConsistency):
                  lam:float=1.,                         # weight of the consistency term (all of AC's loss weights are 1)
                  erase:Erasing|None=None,              # AC erases nothing; when set, the mirror keeps the erased box
                  basic:BasicAug|None=BasicAug(),       # basic aug before mirroring (None: off); no flip op
-                 crop:Crop|None=None):
+                 crop:Crop|None=None,
+                 ramp:float=0.,                        # epochs over which the weight rises linearly from 0 to lam (0: off)
+                 consistency:str='mse'):               # 'mse' (official) or 'relative': ÷ the views' mean squared CAM
         if basic is not None and 'flip' in basic.ops: raise ValueError("AC's basic aug cannot flip: the second view is the mirror")
-        store_attr()
+        store_attr(); self.check()
 
     def before_batch(self):
         view = self.augment(self.crop_batch(self.x))
@@ -166,4 +181,4 @@ class ACCallback(_CAMConsistency):
     def after_pred(self):
         features, self.hook.stored = self.hook.stored, None
         cams, cams_flipped = self.cams(features).chunk(2)
-        self.consistency = flip_consistency(cams, cams_flipped)
+        self.consistency_loss = self.flip_consistency(cams, cams_flipped)

@@ -2,15 +2,27 @@
 import torch, torch.nn.functional as F
 from torch import nn, Tensor
 
-__all__ = ['class_activation_maps', 'flip_consistency', 'linear_head']
+__all__ = ['CONSISTENCIES', 'check_consistency', 'class_activation_maps', 'flip_consistency', 'linear_head']
 
 def class_activation_maps(features:Tensor, weight:Tensor) -> Tensor:
     "CAMs of every class: `M[n,k,h,w] = Σ_c weight[k,c] · features[n,c,h,w]` (no bias, no ReLU, no normalisation)."
     return torch.einsum('nchw,kc->nkhw', features, weight.to(features.dtype))
 
-def flip_consistency(cams:Tensor, cams_of_flipped:Tensor) -> Tensor:
-    "Mean squared error between `cams` and the flipped image's CAMs flipped back, over batch, classes, height, width."
-    return F.mse_loss(cams.float(), cams_of_flipped.flip(-1).float())
+CONSISTENCIES = ('mse', 'relative')
+
+def check_consistency(kind:str) -> str:
+    "`kind` if it is one of `CONSISTENCIES`; ValueError otherwise."
+    if kind not in CONSISTENCIES: raise ValueError(f"consistency must be one of {', '.join(CONSISTENCIES)}, got {kind!r}")
+    return kind
+
+def flip_consistency(cams:Tensor, cams_of_flipped:Tensor, kind:str='mse') -> Tensor:
+    """Mean squared error between `cams` and the flipped image's CAMs flipped back, over batch, classes, height, width
+    (`kind` 'mse', the official term); 'relative': that MSE ÷ the detached mean squared CAM of the two views, which
+    shrinking the features no longer lowers."""
+    a, b = cams.float(), cams_of_flipped.flip(-1).float()
+    mse = F.mse_loss(a, b)
+    if check_consistency(kind) == 'mse': return mse
+    return mse/((a.square().mean() + b.square().mean())/2).detach().clamp_min(torch.finfo(a.dtype).tiny)
 
 def linear_head(model:nn.Module) -> nn.Linear:
     "The last `nn.Linear` of `model`, whose weight turns body features into class scores."

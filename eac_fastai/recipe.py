@@ -12,6 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from .archs import ARCHS
+from .cam import CONSISTENCIES
 from .errors import UserError
 
 __all__ = ['Recipe', 'RecipeError', 'load_recipe', 'load_recipes', 'apply_overrides', 'recipe_yaml', 'recipe_cells', 'recipe_configs', 'ref_stem',
@@ -95,13 +96,22 @@ class Augment(_Section):
                             "the supplementary's fair baseline and SCN: p 0.5; not for eac and ac, which mirror the "
                             "image themselves")
 
+_RAMP = ("epochs over which the consistency weight rises linearly from 0 to lam, at most train.epochs "
+         "(0: off, the official; README: A λ that transfers)")
+_CONSISTENCY = ("mse: the official MSE of the two views' CAMs; relative: that MSE ÷ their detached mean squared CAM, "
+                "which shrinking the features cannot lower")
+
 class EAC(_Section):
     lam: float = Field(5., ge=0, description="weight of the CAM flip-consistency loss")
     mode: Literal['noisy', 'clean'] = Field('noisy', description="noisy: views erased independently; clean: exact mirror")
     one_forward: bool = Field(False, description="both views in one forward pass, BatchNorm statistics still per view (speed)")
+    ramp: float = Field(0., ge=0, description=_RAMP)
+    consistency: Literal[CONSISTENCIES] = Field('mse', description=_CONSISTENCY)
 
 class AC(_Section):
     lam: float = Field(1., ge=0, description="weight of the CAM flip-consistency loss (Guo et al.: 1)")
+    ramp: float = Field(0., ge=0, description=_RAMP)
+    consistency: Literal[CONSISTENCIES] = Field('mse', description=_CONSISTENCY)
 
 class SCN(_Section):
     beta: float = Field(0.7, gt=0, lt=1, description="share of each batch in the high-importance group")
@@ -183,6 +193,9 @@ class Recipe(_Section):
         if b is not None and b.ops is None: b.ops = list(OFFICIAL_BASIC_OPS[self.method])
         if b is not None and 'flip' in b.ops and self.method in ('eac', 'ac'):
             raise ValueError(f"augment.basic.ops: method {self.method} makes the flipped view itself; remove flip")
+        if self.method in ('eac', 'ac') and getattr(self, self.method).ramp > self.train.epochs:
+            raise ValueError(f"{self.method}.ramp: {getattr(self, self.method).ramp:g} epochs is longer than "
+                             f"train.epochs ({self.train.epochs}); give at most {self.train.epochs}")
         if self.augment.flip is not None and self.method in ('eac', 'ac'):
             raise ValueError(f"augment.flip: method {self.method} makes the flipped view itself; "
                              "set augment.flip to null")

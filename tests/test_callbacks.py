@@ -13,7 +13,7 @@ class Capture(Callback):
     order = 7                                              # after EACCallback (5)
     def __init__(self): self.rows = []
     def after_loss(self):
-        if self.training: self.rows.append((self.learn.loss.item(), self.learn.loss_grad.item(), self.learn.eac.consistency.item()))
+        if self.training: self.rows.append((self.learn.loss.item(), self.learn.loss_grad.item(), self.learn.eac.consistency_loss.item()))
 
 def test_backpropagated_loss_is_ce_plus_lambda_consistency(dls):
     cap = Capture()
@@ -22,6 +22,27 @@ def test_backpropagated_loss_is_ce_plus_lambda_consistency(dls):
     assert len(cap.rows) == len(dls.train)
     for ce, total, cons in cap.rows:
         assert cons > 0 and total == pytest.approx(ce + 5.*cons, rel=1e-6)
+
+@pytest.mark.parametrize('method', ['eac', 'ac'])
+def test_ramp_raises_the_weight_linearly_over_its_epochs(dls, method):
+    "With `ramp` 1.5 the back-propagated loss is CE + λ·min(1, (epoch + iter/n_iter)/1.5)·consistency, batch by batch."
+    class Rows(Callback):
+        order = 7
+        def __init__(self): self.rows = []
+        def after_loss(self):
+            cb = getattr(self.learn, method)
+            if self.training: self.rows.append((self.epoch, self.iter, self.n_iter, self.learn.loss.item(),
+                                                self.learn.loss_grad.item(), cb.consistency_loss.item()))
+    rows = Rows()
+    learn = eac_learner(dls, 'resnet18', method=method, lam=5., ramp=1.5, consistency='relative', cbs=[rows])
+    learn.fit(2, 1e-3)
+    assert len(rows.rows) == 2*len(dls.train) and rows.rows[0][4] == pytest.approx(rows.rows[0][3], rel=1e-6)
+    for epoch, it, n, ce, total, cons in rows.rows:
+        assert cons > 0 and total == pytest.approx(ce + 5.*min(1., (epoch + it/n)/1.5)*cons, rel=1e-6)
+    assert rows.rows[-1][4] == pytest.approx(rows.rows[-1][3] + 5.*rows.rows[-1][5], rel=1e-6)
+    with pytest.raises(ValueError, match='ramp must be ≥ 0'): eac_learner(dls, 'resnet18', method=method, ramp=-1)
+    with pytest.raises(ValueError, match='consistency must be one of'):
+        eac_learner(dls, 'resnet18', method=method, consistency='l2')
 
 def test_eac_step_matches_formulas_on_fixed_views(dls):
     "Fixed views in, EAC_SPEC §1.2–1.4 out: loss = CE(view 1) + λ·MSE(CAM(view 1), flip(CAM(flipped view))), W detached."
@@ -149,7 +170,7 @@ class CamDtype(Callback):
     order = 7
     def __init__(self): self.seen = []
     def after_loss(self):
-        if self.training: self.seen.append((self.learn.eac.hook.stored, self.learn.eac.consistency.dtype, self.learn.eac.consistency.item()))
+        if self.training: self.seen.append((self.learn.eac.hook.stored, self.learn.eac.consistency_loss.dtype, self.learn.eac.consistency_loss.item()))
 
 def test_consistency_inside_autocast(dls):
     "The flipped view's forward and the CAMs run inside autocast (bf16 features), the consistency is reduced in fp32."

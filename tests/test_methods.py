@@ -84,7 +84,7 @@ def test_ac_one_forward_over_both_views_ce_on_both_plus_consistency(dls):
     learn.pred = learn.model(xb); learn.ac.after_pred()
     feats = ref[0](xb)                                                               # one forward: shared BatchNorm statistics
     m1, m2 = class_activation_maps(feats, linear_head(ref).weight.detach()).chunk(2)
-    torch.testing.assert_close(learn.ac.consistency, F.mse_loss(m1, m2.flip(-1)))
+    torch.testing.assert_close(learn.ac.consistency_loss, F.mse_loss(m1, m2.flip(-1)))
     learn.loss_grad = F.cross_entropy(learn.pred, yb)
     learn.loss = learn.loss_grad.clone()
     learn.ac.after_loss()

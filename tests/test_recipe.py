@@ -1,4 +1,5 @@
 "Recipe validation: every problem reported at once, naming key and file; typed overrides; shipped recipes."
+import re
 from pathlib import Path
 import pytest
 from typer.testing import CliRunner
@@ -140,6 +141,19 @@ def test_cli_validate_exit_codes(recipe):
     assert r.exit_code == 2 and 'no_such_key' in r.output and str(recipe) in r.output
     r = runner.invoke(app, ['validate', str(recipe), 'train.epochs=5'])
     assert r.exit_code == 0 and 'epochs: 5' in r.output
+
+@pytest.mark.parametrize('method', ['eac', 'ac'])
+@pytest.mark.parametrize('override, words', [('ramp=-1', 'ramp: Input should be greater than or equal to 0'),
+                                             ('ramp=13', r'ramp: 13 epochs is longer than train.epochs \(12\); give at most 12'),
+                                             ('consistency=relativ', "consistency: Input should be 'mse' or 'relative'")])
+def test_validate_refuses_a_bad_consistency_option(recipe, method, override, words):
+    "An out-of-range ramp or an unknown consistency: exit 2 naming the key; in range: accepted."
+    runner = CliRunner()
+    r = runner.invoke(app, ['validate', str(recipe), f'method={method}', 'train.epochs=12', f'{method}.{override}'])
+    assert r.exit_code == 2 and re.search(f'{method}.{words}', r.output), r.output
+    r = runner.invoke(app, ['validate', str(recipe), f'method={method}', 'train.epochs=12', f'{method}.ramp=12',
+                            f'{method}.consistency=relative'])
+    assert r.exit_code == 0 and 'ramp: 12.0' in r.output
 
 @pytest.mark.parametrize('axis, words', [("{eac: {data.csv: '{dataset}/x.csv'}}", r"names \{'dataset'\}, which is not an axis"),
                                          ("{eac: 'method=eac'}", 'must be a mapping of recipe keys'),
