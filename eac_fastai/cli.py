@@ -134,7 +134,25 @@ def sweep(recipe: Annotated[str, typer.Argument(help="recipe YAML, FILE#cell, or
         for p in plan: console.print(f"{p['cell']} {' '.join(p['overrides'])}", highlight=False)
         console.print(f"{len(plan)} run(s)"); return
     csv = run_sweep(recipe, grid, out or load_settings().runs, lambda r, o, stem: train_recipe(r, o, stem, console=console), console)
-    console.print(f"[green]sweep done:[/] {csv}", highlight=False)
+    _print_sweep(csv)
+    console.print(f"[green]sweep done:[/] {csv} (eac-fastai report {csv.parent}: curves of every run)", highlight=False)
+
+def _print_sweep(csv:Path):
+    "The runs of a sweep side by side: accuracy (%) and, where logged, the share of flipped labels fitted as given."
+    import pandas as pd
+    from rich.table import Table
+    from .recipe import ref_stem
+    from .sweep import swept_keys
+    df = pd.read_csv(csv)
+    mem = 'final_flipped_as_given' in df
+    view = Table('run', *swept_keys(df), 'last-5 %', 'final %', 'best %',
+                 *(['flipped → given %', 'flipped → clean %'] if mem else []), title=f"{len(df)} run(s)")
+    pct = lambda v: '' if pd.isna(v) else f"{100*v:.1f}"
+    for r in df.to_dict('records'):
+        view.add_row(ref_stem(r['cell']), *(str(r[k]) for k in swept_keys(df)), *(pct(r[k]) for k in (
+            'last5_mean_accuracy', 'final_accuracy', 'best_accuracy',
+            *(['final_flipped_as_given', 'final_flipped_as_clean'] if mem else []))))
+    console.print(view)
 
 @app.command()
 @user_errors

@@ -3,12 +3,15 @@
 `attention_figure`: attention maps of images and of their mirror images side by side (supplementary Fig. 1 and 9);
 `confusion_figure`: the row-normalised confusion matrix (Fig. 4); `tsne_figure`: t-SNE of the features coloured by
 the given and by the clean label (Fig. 7 and 8); `ablation_figure`: accuracy against swept values (Fig. 2 and 3);
-`curves_figure`: accuracy, losses and memorisation per epoch."""
+`curves_figure`: accuracy, losses and memorisation per epoch; `runs_curves_figure`: accuracy and memorisation of
+several runs on one plot."""
 import io
 import numpy as np, pandas as pd, torch, torch.nn.functional as F
 from matplotlib.figure import Figure
+from .sweep import swept_keys
 
-__all__ = ['png_bytes', 'attention_figure', 'confusion_figure', 'tsne_figure', 'curves_figure', 'ablation_figure']
+__all__ = ['png_bytes', 'attention_figure', 'confusion_figure', 'tsne_figure', 'curves_figure', 'runs_curves_figure',
+           'ablation_figure']
 
 def png_bytes(fig:Figure, dpi:int=100) -> bytes:
     "The figure as PNG bytes."
@@ -100,7 +103,22 @@ def curves_figure(history:pd.DataFrame) -> Figure:
     fig.tight_layout()
     return fig
 
-_SWEEP_COLUMNS = ('cell', 'run', 'last5_mean_accuracy', 'final_accuracy', 'best_accuracy', 'best_epoch', 'epochs')
+def runs_curves_figure(histories:dict) -> Figure:
+    """Runs side by side, one colour each (`histories`: label → history frame): evaluation accuracy, and the share of
+    the training images with a flipped label predicted as the given label (solid) and as the clean one (dashed)."""
+    fig = Figure(figsize=(9.6, 3.6))
+    acc, mem = fig.subplots(1, 2)
+    for k, (label, h) in enumerate(histories.items()):
+        e, c = h.epoch + 1, _colour('tab10', k)
+        acc.plot(e, h.accuracy.astype(float), marker='.', color=c, label=label)
+        if 'flipped_as_given' not in h: continue
+        mem.plot(e, h.flipped_as_given.astype(float), marker='.', color=c, label=f'{label}: as given (memorised)')
+        mem.plot(e, h.flipped_as_clean.astype(float), ls='--', color=c, label=f'{label}: as clean')
+    for ax, title in ((acc, 'evaluation accuracy'), (mem, 'training images with a flipped label')):
+        ax.set_ylim(0, 1); ax.set_xlabel('epoch'); ax.set_title(title, fontsize=9); ax.grid(alpha=0.3)
+        if ax.lines: ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 def _axis(values):
     "Numeric x positions for swept values (numbers, or JSON lists plotted by their position), and their tick labels."
@@ -111,7 +129,7 @@ def _axis(values):
 
 def ablation_figure(sweep:pd.DataFrame) -> Figure:
     "Last-5 mean accuracy against each swept key of a `sweep.csv` frame, one line per cell (and per value of the other keys)."
-    keys = [c for c in sweep.columns if c not in _SWEEP_COLUMNS] or ['cell']
+    keys = swept_keys(sweep) or ['cell']
     fig = Figure(figsize=(4.6*len(keys), 3.4))
     for ax, key in zip(fig.subplots(1, len(keys), squeeze=False)[0], keys):
         others = [k for k in ('cell', *keys) if k != key]

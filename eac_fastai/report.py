@@ -3,17 +3,20 @@
 A run's page: its metrics, training curves with memorisation, the confusion matrix of the evaluation split, attention
 maps of training images and their mirror images (those with a flipped label first), t-SNE of the training features by
 given and by clean label, the label issues the model finds (with precision and recall against the clean labels), the
-resolved recipe and the environment. A sweep's page: accuracy against each swept value and the table of runs."""
+resolved recipe and the environment. A sweep's page: accuracy against each swept value, every run's accuracy and
+memorisation curves on one plot, and the table of runs."""
 import base64, html, json
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from .analysis import attention_maps, training_dl, training_outputs
 from .callbacks import normalize_stats
 from .errors import UserError
-from .figures import ablation_figure, attention_figure, confusion_figure, curves_figure, png_bytes, tsne_figure
+from .figures import (ablation_figure, attention_figure, confusion_figure, curves_figure, png_bytes,
+                      runs_curves_figure, tsne_figure)
 from .label_issues import issue_detection_scores, label_issues_frame
 from .memorisation import flipped_rows
 from .runs import write_atomic
+from .sweep import swept_keys
 from .train import load_run
 
 __all__ = ['run_report', 'sweep_report', 'write_report']
@@ -98,7 +101,15 @@ def sweep_report(folder) -> str:
     folder = Path(folder)
     sweep = pd.read_csv(folder/'sweep.csv')
     if sweep.empty: raise UserError(f"{folder/'sweep.csv'}: no finished run yet")
-    return _page(f"{folder.name}", [('Ablation', _img(ablation_figure(sweep), 'ablation curves')),
+    keys = swept_keys(sweep)
+    label = lambda r: ' '.join([r['cell'], *(f'{k}={r[k]}' for k in keys)])
+    histories = {label(r): pd.read_csv(Path(r['run'])/'history.csv') for r in sweep.to_dict('records')
+                 if (Path(r['run'])/'history.csv').is_file()}
+    curves = [('Accuracy and memorisation', _img(runs_curves_figure(histories), 'curves of the runs') +
+               '<p class="note">Every run of the sweep, one colour each: accuracy on the evaluation split per epoch; '
+               'among the training images whose label was flipped, the share predicted as the given (noisy) label '
+               'and as the clean label.</p>')] if histories else []
+    return _page(f"{folder.name}", [('Ablation', _img(ablation_figure(sweep), 'ablation curves')), *curves,
                                     ('Runs', _table(sweep, left=('cell', 'run')))])
 
 def write_report(path, out=None, overwrite:bool=False, checkpoint:str='last', **kwargs) -> Path:

@@ -73,12 +73,18 @@ def environment(device=None) -> dict:
                 git_sha=_git_sha(), command=sys.argv, started=datetime.now().isoformat(timespec='seconds'))
 
 def summarize_history(history:pd.DataFrame, metric:str='accuracy') -> dict:
-    "Final, best (selected on the evaluation split) and mean-of-last-5-epochs `metric`, the paper's protocol."
+    """Final, best (selected on the evaluation split) and mean-of-last-5-epochs `metric`, the paper's protocol; with
+    the memorisation columns, the final and highest share of flipped training labels predicted as given."""
     acc = history[metric].astype(float)
     best = int(acc.idxmax())
-    return {f'final_{metric}': float(acc.iloc[-1]), f'best_{metric}': float(acc.max()),
-            'best_epoch': int(history.epoch.iloc[best]), f'last5_mean_{metric}': float(acc.iloc[-5:].mean()),
-            'final_valid_loss': float(history.valid_loss.iloc[-1]), 'epochs': len(history)}
+    out = {f'final_{metric}': float(acc.iloc[-1]), f'best_{metric}': float(acc.max()),
+           'best_epoch': int(history.epoch.iloc[best]), f'last5_mean_{metric}': float(acc.iloc[-5:].mean()),
+           'final_valid_loss': float(history.valid_loss.iloc[-1]), 'epochs': len(history)}
+    if 'flipped_as_given' in history and history.flipped_as_given.notna().all():   # memorisation, where it was logged
+        out.update(final_flipped_as_given=float(history.flipped_as_given.iloc[-1]),
+                   max_flipped_as_given=float(history.flipped_as_given.max()),
+                   final_flipped_as_clean=float(history.flipped_as_clean.iloc[-1]))
+    return out
 
 def save_predictions(learn, path, dl=None) -> pd.DataFrame:
     """Write the validation items with their predicted class and class probabilities to `path` (CSV); the model's own

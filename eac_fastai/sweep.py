@@ -9,7 +9,7 @@ import yaml
 from .recipe import RecipeError, load_recipes, recipe_cells, ref_stem
 from .runs import check_output_dir, write_atomic
 
-__all__ = ['parse_grid', 'sweep_plan', 'run_sweep']
+__all__ = ['parse_grid', 'sweep_plan', 'run_sweep', 'swept_keys', 'SUMMARY']
 
 def parse_grid(args) -> tuple[list[str], dict[str, list]]:
     "Fixed overrides and `{key: values}` of the swept keys from `key=v1,v2,...` arguments (`~key` passes through)."
@@ -37,6 +37,13 @@ def sweep_plan(ref, args) -> list[dict]:
     order = {c: i for i, c in enumerate(recipe_cells(ref))}
     return sorted(plan, key=lambda p: order[p['cell']])    # cell by cell, the grid inside (a stable sort)
 
+SUMMARY = ('last5_mean_accuracy', 'final_accuracy', 'best_accuracy', 'best_epoch', 'epochs',
+           'final_flipped_as_given', 'final_flipped_as_clean')    # each run's figures in sweep.csv (memorisation: if logged)
+
+def swept_keys(sweep) -> list[str]:
+    "The swept keys of a `sweep.csv` frame: its columns other than the cell, the run folder and the runs' figures."
+    return [c for c in sweep.columns if c not in ('cell', 'run', *SUMMARY)]
+
 def run_sweep(ref, args, out, train, console=None) -> Path:
     "Train every run of `sweep_plan(ref, args)` with `train(recipe, out, stem)` under a new folder in `out`; returns its `sweep.csv`."
     import pandas as pd
@@ -50,7 +57,6 @@ def run_sweep(ref, args, out, train, console=None) -> Path:
         run = train(p['recipe'].model_copy(update=dict(tags=tags)), folder, ref_stem(p['cell']))   # the values travel with the run
         m = json.loads((run/'metrics.json').read_text())
         rows.append(dict(cell=p['cell'], **{k: json.dumps(v) if isinstance(v, list) else v for k, v in p['values'].items()},
-                         run=str(run), last5_mean_accuracy=m['last5_mean_accuracy'], final_accuracy=m['final_accuracy'],
-                         best_accuracy=m['best_accuracy'], best_epoch=m['best_epoch'], epochs=m['epochs']))
+                         run=str(run), **{k: m[k] for k in SUMMARY if k in m}))
         write_atomic(folder/'sweep.csv', pd.DataFrame(rows).to_csv(index=False))   # after every run: partial results survive
     return folder/'sweep.csv'
