@@ -13,7 +13,7 @@ from .noise import add_label_noise, symmetric_noise_matrix
 
 __all__ = ['DemoSpec', 'draw_face', 'make_demo_dataset', 'demo_dataset']
 
-GENERATOR_VERSION = 1                                  # bump when drawing or labelling changes: cached demo data is remade
+GENERATOR_VERSION = 2                                  # bump when drawing or labelling changes: cached demo data is remade
 
 # per class: brow lift (in eye heights), brow slant (+: inner ends up), eye openness, mouth kind, mouth curve
 _EXPRESSIONS = {
@@ -35,7 +35,7 @@ def draw_face(expression:str, rng:np.random.Generator, size:int=64) -> Image.Ima
     if np.abs(skin-bg).mean() < 40: bg = 255 - skin*0.8
     img = Image.new('RGB', (S, S), tuple(int(v) for v in bg))
     d = ImageDraw.Draw(img)
-    scale = rng.uniform(0.8, 1.05)
+    scale = rng.uniform(1.05, 1.25)                     # a close crop, as aligned face datasets are
     cx, cy = S*(0.5 + rng.uniform(-0.06, 0.06)), S*(0.53 + rng.uniform(-0.05, 0.05))
     a, b = S*0.29*scale*rng.uniform(0.88, 1.1), S*0.37*scale*rng.uniform(0.9, 1.1)
     hair = tuple(int(v) for v in rng.uniform(0, 120, 3))

@@ -93,11 +93,14 @@ def test_version():
     assert CliRunner().invoke(app, ['--version']).output.strip() == f'eac-fastai {__version__}'
 
 @pytest.mark.slow
-def test_quickstart_recipe_learns(tmp_path, settings_file):
-    "README's first command's recipe, as shipped: it finishes and learns well above chance (1/7) despite 30% noise."
+def test_quickstart_shows_the_baseline_memorising_and_eac_not(tmp_path, settings_file):
+    """README's first command as shipped: the CE baseline fits the flipped training labels, EAC fits few of them and is
+    more accurate (measured, seed 0: 100% and 17% fitted; last-5 69.2% and 85.7%)."""
     recipe = Path(__file__).parent.parent/'recipes'/'quickstart.yaml'
-    r = CliRunner().invoke(app, ['train', str(recipe), '--out', str(tmp_path/'runs')])
+    r = CliRunner().invoke(app, ['sweep', str(recipe), 'method=baseline,eac', '--out', str(tmp_path/'runs')])
     assert r.exit_code == 0, r.output
-    (run,) = (tmp_path/'runs').iterdir()
-    m = json.loads((run/'metrics.json').read_text())
-    assert m['epochs'] == 12 and m['n_train'] == 700 and m['last5_mean_accuracy'] > 0.35
+    (sweep,) = (tmp_path/'runs').iterdir()
+    df = pd.read_csv(sweep/'sweep.csv').set_index('method')
+    b, e = df.loc['baseline'], df.loc['eac']
+    assert (b.epochs, e.epochs) == (20, 20) and b.final_flipped_as_given >= 0.6 and e.final_flipped_as_given <= 0.3
+    assert e.last5_mean_accuracy >= b.last5_mean_accuracy + 0.05
