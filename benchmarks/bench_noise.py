@@ -8,7 +8,7 @@ draw, the initialisation and the augmentation stream together (the recipe's `see
 `--device`, into a new folder under `--out`. The recipe scores a fixed class-balanced 2,000-image subset of the test set
 in epochs 1-25 and the whole 10k test set in the last 5, so last-5 and final are whole-test figures. Writes
 results.json (every run's own numbers, with its seeds, and its per-epoch curves) and results.md: per row, the mean ±
-std over the seeds, with n.
+std over the seeds, with n; both are rewritten after every run, so a stopped benchmark keeps what finished.
 
     apt-get install -y dataset-fashion-mnist
     .venv/bin/python benchmarks/bench_noise.py --noise sym30 pair30 --seeds 0 1 2        # every method, three seeds
@@ -17,7 +17,7 @@ std over the seeds, with n.
         --lam 1                                                               # the whole table on one GPU
     .venv/bin/python benchmarks/bench_noise.py --merge runs/bench-noise-*/results.json    # one table of earlier runs
 """
-import argparse, json, os, re, subprocess, sys, time
+import argparse, json, os, re, subprocess, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -194,6 +194,19 @@ def markdown(df:pd.DataFrame, curves:dict, every:int=5, minutes:bool=True) -> st
             lines.append(f"| {name} | {len(cs)} | " + ' | '.join(f"{100*v:.1f}" for v in vals) + ' |')
     return '\n'.join(lines)
 
+def write_results(folder:Path, done, planned:int, a, threads:int, t0:float):
+    "results.json and results.md of the runs `done` so far (of `planned`), replaced atomically."
+    df, curves = summarize(done)
+    if not len(df): return
+    df, total = ordered(df), (time.time()-t0)/60
+    data = dict(runs=df.to_dict('records'), curves=curves, jobs=a.jobs, threads=threads, device=a.device,
+                cpus=os.cpu_count(), argv=sys.argv[1:], started=f"{datetime.fromtimestamp(t0):%Y-%m-%d %H:%M}",
+                total_minutes=total, planned=planned)
+    for name, text in (('results.json', json.dumps(data, indent=2)),
+                       ('results.md', markdown(df, curves) + f"\n\n{len(df)}/{planned} runs in {total:.1f} min\n")):
+        tmp = folder/f'.{name}.tmp'
+        tmp.write_text(text); os.replace(tmp, folder/name)
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message): fail(f"{message} (--help lists the arguments)")    # one line, status 2
 
@@ -231,19 +244,18 @@ def main():
     (folder/'logs').mkdir(parents=True)
     threads = a.threads or max(1, (os.cpu_count() or 2)//a.jobs)
     print(f"{len(jobs)} runs, {a.jobs} at a time, {threads} thread(s) each, device {a.device} → {folder}", flush=True)
-    t0 = time.time()
-    with ThreadPoolExecutor(a.jobs) as ex: done = list(ex.map(lambda j: train(j, folder, threads), jobs))
+    t0, done, lock = time.time(), [], threading.Lock()
+    def run(job):
+        finished = train(job, folder, threads)
+        with lock:                                     # after every run: a stopped benchmark keeps what finished
+            done.append(finished)
+            write_results(folder, done, len(jobs), a, threads, t0)
+    with ThreadPoolExecutor(a.jobs) as ex: list(ex.map(run, jobs))
     df, curves = summarize(done)
     if not len(df): sys.exit(f"bench_noise.py: no run finished; their logs are in {folder/'logs'}")
-    df, total = ordered(df), (time.time()-t0)/60
-    md = markdown(df, curves)
-    print(md)
-    print(f"\n{len(df)}/{len(jobs)} runs in {total:.1f} min on {os.cpu_count()} cores "
+    print(markdown(ordered(df), curves))
+    print(f"\n{len(df)}/{len(jobs)} runs in {(time.time()-t0)/60:.1f} min on {os.cpu_count()} cores "
           f"({a.jobs} jobs × {threads} threads, {a.device})")
-    (folder/'results.json').write_text(json.dumps(dict(
-        runs=df.to_dict('records'), curves=curves, jobs=a.jobs, threads=threads, device=a.device, cpus=os.cpu_count(),
-        argv=sys.argv[1:], started=f"{datetime.fromtimestamp(t0):%Y-%m-%d %H:%M}", total_minutes=total), indent=2))
-    (folder/'results.md').write_text(md + f"\n\n{len(df)}/{len(jobs)} runs in {total:.1f} min\n")
     if len(df) < len(jobs): sys.exit(1)
 
 if __name__ == '__main__': main()

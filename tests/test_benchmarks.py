@@ -135,3 +135,25 @@ def test_readmes_fashion_mnist_table_is_the_merge_of_the_stored_results():
     assert table in (ROOT/'README.md').read_text() and r.stdout in (RESULTS/'fmnist.md').read_text(), \
         "README's table or fmnist.md is stale: regenerate them from " \
         "`bench_noise.py --merge benchmarks/results/fmnist_*.json`"
+
+def test_results_are_rewritten_after_every_run(tmp_path):
+    "A benchmark stopped part-way keeps the runs that finished: results.json after each, readable by --merge."
+    def finished(name, acc):
+        run = tmp_path/name/'run'; run.mkdir(parents=True)
+        (run/'metrics.json').write_text(json.dumps(dict(last5_mean_accuracy=acc, final_accuracy=acc, best_accuracy=acc,
+                                                        train_noise_rate=0.3)))
+        pd.DataFrame(dict(epoch=[0, 1], accuracy=[0.5, acc], eval_images=[20, 100], flipped_as_given=[0.1, 0.2],
+                          flipped_as_clean=[0.5, 0.6])).to_csv(run/'history.csv', index=False)
+        return dict(name=name, noise='sym30', method='eac', lam=5.0, seed=int(name[-1]), noise_seed=int(name[-1]),
+                    run=str(run), minutes=1.0)
+    a = bench.parse_args(['--seeds', '0', '1'])
+    done = [finished('sym30-eac-s0', 0.8)]
+    bench.write_results(tmp_path, done, 2, a, 1, 0.)
+    first = json.loads((tmp_path/'results.json').read_text())
+    assert [r['name'] for r in first['runs']] == ['sym30-eac-s0'] and first['planned'] == 2
+    assert '1/2 runs' in (tmp_path/'results.md').read_text()
+    done.append(finished('sym30-eac-s1', 0.9))
+    bench.write_results(tmp_path, done, 2, a, 1, 0.)
+    r = merge(tmp_path/'results.json')
+    assert r.returncode == 0 and '| sym30 | eac | 5 | 2 | 85.0 ± 7.1 |' in r.stdout
+    assert not list(tmp_path.glob('.*.tmp'))
