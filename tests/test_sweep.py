@@ -10,7 +10,8 @@ from eac_fastai.sweep import parse_grid, sweep_plan
 from eac_fastai.table import PAPER_TABLE1, collect_runs, results_table
 
 QUICK = Path(__file__).parent.parent/'recipes'/'quickstart.yaml'
-TINY = ['data.demo={n_train: 3, n_valid: 2, n_test: 1, size: 32}', 'data.img_size=32', 'data.bs=8', 'train.epochs=2']
+TINY = ['data.demo={n_train: 3, n_valid: 2, n_test: 1, size: 32}', 'data.img_size=32', 'data.bs=8', 'train.epochs=2',
+        'eac.ramp=1']                                                    # the recipe's 5-epoch ramp fits in 2 epochs
 
 def test_parse_grid_reads_values_as_yaml_lists():
     fixed, grid = parse_grid(['eac.lam=0.1,1,5', 'augment.erase.ratio=[0.1,10],[0.3,3.3]', 'train.epochs=3', '~augment.crop', 'method=eac,scn'])
@@ -18,7 +19,7 @@ def test_parse_grid_reads_values_as_yaml_lists():
     assert grid == {'eac.lam': [0.1, 1, 5], 'augment.erase.ratio': [[0.1, 10], [0.3, 3.3]], 'method': ['eac', 'scn']}
 
 def test_sweep_plan_validates_every_run_first():
-    plan = sweep_plan(str(QUICK), ['eac.lam=0.1,1', 'augment.erase.p=0.5,1.0', 'train.epochs=1'])
+    plan = sweep_plan(str(QUICK), ['eac.lam=0.1,1', 'augment.erase.p=0.5,1.0', 'train.epochs=1', 'eac.ramp=1'])
     assert len(plan) == 4 and {(p['recipe'].eac.lam, p['recipe'].augment.erase.p) for p in plan} == {(0.1, .5), (0.1, 1.), (1, .5), (1, 1.)}
     with pytest.raises(RecipeError, match='augment.erase.p'): sweep_plan(str(QUICK), ['augment.erase.p=0.5,2'])
     matrix = Path(__file__).parent.parent/'recipes'/'table1.yaml'
