@@ -236,12 +236,13 @@ def main():
     if a.merge: return print(markdown(*merge(a.merge), minutes=False))    # measured apart: their minutes do not compare
     import torch
     if a.device == 'cuda' and not torch.cuda.is_available(): fail("--device cuda: no CUDA device here; use cpu")
+    from eac_fastai.runs import new_run_dir
     from eac_fastai.settings import load_settings
     settings = load_settings()
     make_data(settings.data, a.noise, a.seeds, a.source)
     jobs = plan(a.noise, a.methods, a.lam, a.seeds, a.device, a.overrides)
-    folder = (a.out or settings.runs)/f"bench-noise-{datetime.now():%Y%m%d-%H%M%S}"
-    (folder/'logs').mkdir(parents=True)
+    folder = new_run_dir(a.out or settings.runs, 'bench-noise')         # two started in the same second: -2
+    (folder/'logs').mkdir()
     threads = a.threads or max(1, (os.cpu_count() or 2)//a.jobs)
     print(f"{len(jobs)} runs, {a.jobs} at a time, {threads} thread(s) each, device {a.device} → {folder}", flush=True)
     t0, done, lock = time.time(), [], threading.Lock()
