@@ -135,8 +135,8 @@ class EACCallback(_CAMConsistency):
                  erase:Erasing|None=Erasing(),         # per-image random erasing (None: off)
                  basic:BasicAug|None=BasicAug(),       # basic aug of the original view only (None: off); no flip op
                  crop:Crop|None=None,                  # CIFAR-style crop, shared by both views (None: off)
-                 one_forward:bool=False,               # both views in one forward pass, BatchNorm still per view (speed)
-                 ramp:float=0.,                        # epochs over which the weight rises linearly from 0 to lam (0: off)
+                 one_forward:bool=False,               # both views in one pass, BatchNorm still per view (speed)
+                 ramp:float=0.,                        # epochs the weight takes to rise linearly from 0 to lam (0: off)
                  consistency:str='mse'):               # 'mse' (official) or 'relative': ÷ the views' mean squared CAM
         if mode not in ('noisy', 'clean'): raise ValueError(f"mode must be 'noisy' or 'clean', got {mode!r}")
         if basic is not None and 'flip' in basic.ops: raise ValueError("EAC's basic aug cannot flip: the flipped view must mirror the original")
@@ -168,7 +168,7 @@ class ACCallback(_CAMConsistency):
                  erase:Erasing|None=None,              # AC erases nothing; when set, the mirror keeps the erased box
                  basic:BasicAug|None=BasicAug(),       # basic aug before mirroring (None: off); no flip op
                  crop:Crop|None=None,
-                 ramp:float=0.,                        # epochs over which the weight rises linearly from 0 to lam (0: off)
+                 ramp:float=0.,                        # epochs the weight takes to rise linearly from 0 to lam (0: off)
                  consistency:str='mse'):               # 'mse' (official) or 'relative': ÷ the views' mean squared CAM
         if basic is not None and 'flip' in basic.ops: raise ValueError("AC's basic aug cannot flip: the second view is the mirror")
         store_attr(); self.check()

@@ -12,7 +12,8 @@ CONSISTENCIES = ('mse', 'relative')
 
 def check_consistency(kind:str) -> str:
     "`kind` if it is one of `CONSISTENCIES`; ValueError otherwise."
-    if kind not in CONSISTENCIES: raise ValueError(f"consistency must be one of {', '.join(CONSISTENCIES)}, got {kind!r}")
+    if kind not in CONSISTENCIES:
+        raise ValueError(f"consistency must be one of {', '.join(CONSISTENCIES)}, got {kind!r}")
     return kind
 
 def flip_consistency(cams:Tensor, cams_of_flipped:Tensor, kind:str='mse') -> Tensor:

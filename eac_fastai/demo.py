@@ -13,7 +13,7 @@ from .noise import add_label_noise, symmetric_noise_matrix
 
 __all__ = ['DemoSpec', 'draw_face', 'make_demo_dataset', 'demo_dataset']
 
-GENERATOR_VERSION = 2                                  # bump when drawing or labelling changes: cached demo data is remade
+GENERATOR_VERSION = 2                  # bump when drawing or labelling changes: cached demo data is remade
 
 # per class: brow lift (in eye heights), brow slant (+: inner ends up), eye openness, mouth kind, mouth curve
 _EXPRESSIONS = {

@@ -38,7 +38,7 @@ def sweep_plan(ref, args) -> list[dict]:
     return sorted(plan, key=lambda p: order[p['cell']])    # cell by cell, the grid inside (a stable sort)
 
 SUMMARY = ('last5_mean_accuracy', 'final_accuracy', 'best_accuracy', 'best_epoch', 'epochs',
-           'final_flipped_as_given', 'final_flipped_as_clean')    # each run's figures in sweep.csv (memorisation: if logged)
+           'final_flipped_as_given', 'final_flipped_as_clean')    # a run's figures in sweep.csv
 
 def swept_keys(sweep) -> list[str]:
     "The swept keys of a `sweep.csv` frame: its columns other than the cell, the run folder and the runs' figures."

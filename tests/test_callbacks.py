@@ -13,7 +13,8 @@ class Capture(Callback):
     order = 7                                              # after EACCallback (5)
     def __init__(self): self.rows = []
     def after_loss(self):
-        if self.training: self.rows.append((self.learn.loss.item(), self.learn.loss_grad.item(), self.learn.eac.consistency_loss.item()))
+        if self.training: self.rows.append((self.learn.loss.item(), self.learn.loss_grad.item(),
+                                            self.learn.eac.consistency_loss.item()))
 
 def test_backpropagated_loss_is_ce_plus_lambda_consistency(dls):
     cap = Capture()
@@ -25,7 +26,7 @@ def test_backpropagated_loss_is_ce_plus_lambda_consistency(dls):
 
 @pytest.mark.parametrize('method', ['eac', 'ac'])
 def test_ramp_raises_the_weight_linearly_over_its_epochs(dls, method):
-    "With `ramp` 1.5 the back-propagated loss is CE + λ·min(1, (epoch + iter/n_iter)/1.5)·consistency, batch by batch."
+    "With `ramp` 1.5 the back-propagated loss is CE + λ·min(1, (epoch + iter/n_iter)/1.5)·consistency, per batch."
     class Rows(Callback):
         order = 7
         def __init__(self): self.rows = []
@@ -170,7 +171,9 @@ class CamDtype(Callback):
     order = 7
     def __init__(self): self.seen = []
     def after_loss(self):
-        if self.training: self.seen.append((self.learn.eac.hook.stored, self.learn.eac.consistency_loss.dtype, self.learn.eac.consistency_loss.item()))
+        if self.training:
+            c = self.learn.eac.consistency_loss
+            self.seen.append((self.learn.eac.hook.stored, c.dtype, c.item()))
 
 def test_consistency_inside_autocast(dls):
     "The flipped view's forward and the CAMs run inside autocast (bf16 features), the consistency is reduced in fp32."

@@ -53,12 +53,13 @@ def test_relative_consistency_by_hand():
     energy = ((1 + 4 + 9 + 16)/4 + (0 + 1 + 1 + 1)/4) / 2                # 33/8
     rel = flip_consistency(m1, m2, 'relative')
     assert rel.item() == pytest.approx(mse/energy)
-    rel.backward()                                                       # the scale is a constant: d/dM1 = 2(M1-M2')/4/energy
+    rel.backward()                                           # the scale is a constant: d/dM1 = 2(M1-M2')/4/energy
     torch.testing.assert_close(m1.grad, 2*(m1 - m2.flip(-1)).detach()/4/energy)
     m, n = torch.randn(2, 7, 3, 3), torch.randn(2, 7, 3, 3)
     torch.testing.assert_close(flip_consistency(0.01*m, 0.01*n, 'relative'), flip_consistency(m, n, 'relative'))
     assert flip_consistency(torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, 2), 'relative').item() == 0
-    with pytest.raises(ValueError, match="consistency must be one of mse, relative, got 'l1'"): flip_consistency(m, n, 'l1')
+    with pytest.raises(ValueError, match="consistency must be one of mse, relative, got 'l1'"):
+        flip_consistency(m, n, 'l1')
 
 def test_linear_head_is_last_linear():
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(4, 2)))

@@ -7,7 +7,8 @@ ROOT = Path(__file__).parent.parent
 README = ROOT/'README.md'
 
 def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
-    "The first two code blocks: set up and train the quickstart (baseline and EAC); set up and test, exactly the line `.ci/run` runs."
+    """The first two code blocks: set up and train the quickstart (baseline and EAC); set up and test, exactly the line
+    `.ci/run` runs."""
     train, test = re.findall(r"```bash\n(.*?)\n```", README.read_text(), re.S)[:2]
     assert 'pip install -e' in train and train.endswith('eac-fastai sweep recipes/quickstart.yaml method=baseline,eac')
     assert 'pip install -e ".[dev]"' in test and test.endswith('.venv/bin/python -m pytest')

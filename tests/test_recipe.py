@@ -144,8 +144,10 @@ def test_cli_validate_exit_codes(recipe):
 
 @pytest.mark.parametrize('method', ['eac', 'ac'])
 @pytest.mark.parametrize('override, words', [('ramp=-1', 'ramp: Input should be greater than or equal to 0'),
-                                             ('ramp=13', r'ramp: 13 epochs is longer than train.epochs \(12\); give at most 12'),
-                                             ('consistency=relativ', "consistency: Input should be 'mse' or 'relative'")])
+                                             ('ramp=13', r'ramp: 13 epochs is longer than train.epochs \(12\); '
+                                                         r'give at most 12'),
+                                             ('consistency=relativ',
+                                              "consistency: Input should be 'mse' or 'relative'")])
 def test_validate_refuses_a_bad_consistency_option(recipe, method, override, words):
     "An out-of-range ramp or an unknown consistency: exit 2 naming the key; in range: accepted."
     runner = CliRunner()

@@ -41,16 +41,17 @@ def test_sweep_then_table(settings_file, tmp_path):
     sweep, = (tmp_path/'runs').iterdir()
     df = pd.read_csv(sweep/'sweep.csv')
     assert list(df.method) == ['baseline', 'eac'] and df.last5_mean_accuracy.between(0, 1).all() and len(list(sweep.iterdir())) == 3
-    for run, given in zip(df.run, df.final_flipped_as_given):                       # each run's last memorisation figure
+    for run, given in zip(df.run, df.final_flipped_as_given):                # each run's last memorisation figure
         assert given == pd.read_csv(Path(run)/'history.csv').flipped_as_given.iloc[-1]
     table = r.output[r.output.index('2 run(s)'):]                                   # the runs side by side, in %
-    assert 'given' in table and all(f"{100*v:.1f}" in table for v in [*df.last5_mean_accuracy, *df.final_flipped_as_given])
+    assert 'given' in table and all(f"{100*v:.1f}" in table
+                                    for v in [*df.last5_mean_accuracy, *df.final_flipped_as_given])
     r = CliRunner().invoke(app, ['report', str(sweep)])
     page = (sweep/'report.html').read_text()
     assert r.exit_code == 0 and 'Accuracy and memorisation' in page and page.count('<img') == 2
     from eac_fastai.figures import runs_curves_figure
     fig = runs_curves_figure({m: pd.read_csv(Path(run)/'history.csv') for m, run in zip(df.method, df.run)})
-    assert [len(ax.lines) for ax in fig.axes] == [2, 4]                              # accuracy; as given and as clean, per run
+    assert [len(ax.lines) for ax in fig.axes] == [2, 4]                       # accuracy; as given and as clean, per run
     r = CliRunner().invoke(app, ['table', str(tmp_path/'runs'), '--csv', str(tmp_path/'t.csv')])
     assert r.exit_code == 0, r.output
     t = pd.read_csv(tmp_path/'t.csv')
