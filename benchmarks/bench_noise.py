@@ -26,12 +26,16 @@ import numpy as np, pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO/'recipes'/'fmnist.yaml'
 METHODS = ('baseline', 'baseline_flip', 'ac', 'scn', 'rul', 'eac')        # the table's rows (the default)
-VARIANTS = ('eac_ramp', 'eac_rel', 'eac_ramp_rel')        # EAC's consistency options at λ 5 (README): on request
+VARIANTS = ('eac_ramp', 'eac_rel', 'eac_ramp_rel', 'eac_norm', 'eac_ramp_norm')  # EAC's options at λ 5: on request
 CELLS = METHODS + VARIANTS
 COST = {'eac': 2, 'ac': 2}                  # steps per image relative to the baseline's: the longest runs start first
 
 def cost(cell:str) -> int: return COST.get(cell.split('_')[0], 1)
-def recipe_lam(cell:str) -> float|None: return 5.0 if cell.split('_')[0] == 'eac' else None   # EAC's λ in the recipe
+def recipe_lam(cell:str, overrides=()) -> float|None:
+    "EAC's λ in recipe cell `cell` (e.g. `sym30-eac`) with `overrides`; None for the other methods."
+    from eac_fastai.recipe import load_recipe
+    r = load_recipe(f'{RECIPE}#{cell}', overrides)
+    return r.eac.lam if r.method == 'eac' else None
 
 def noise_setting(name:str) -> str:
     "`sym30`, `pair30`, or a bare rate (`30`: symmetric) as its canonical name; argparse's error otherwise."
@@ -79,8 +83,8 @@ def plan(noises, methods, lams, seeds, device:str, overrides) -> list[dict]:
     for noise in noises:
         for seed in seeds:
             common = [f'seed={seed}', f'data.csv={noisy_csv(noise, seed)}', f'train.device={device}', *overrides]
-            cells = [(m, recipe_lam(m), []) for m in methods]
-            cells += [('eac', float(l), [f'eac.lam={l}']) for l in lams]
+            cells = [(m, recipe_lam(f'{noise}-{m}', common), []) for m in methods]
+            cells += [('eac', recipe_lam(f'{noise}-eac', [*common, f'eac.lam={l}']), [f'eac.lam={l}']) for l in lams]
             for m, lam, extra in cells:
                 name = f"{noise}-{m}{f'-lam{lam:g}' if extra else ''}-s{seed}"
                 jobs.append(dict(name=name, cell=f'{noise}-{m}', noise=noise, method=m, lam=lam, seed=seed,
@@ -238,9 +242,11 @@ def main():
     if a.device == 'cuda' and not torch.cuda.is_available(): fail("--device cuda: no CUDA device here; use cpu")
     from eac_fastai.runs import new_run_dir
     from eac_fastai.settings import load_settings
+    from eac_fastai.recipe import RecipeError
     settings = load_settings()
+    try: jobs = plan(a.noise, a.methods, a.lam, a.seeds, a.device, a.overrides)     # bad overrides: before any file
+    except RecipeError as e: fail(' '.join(line.strip() for line in str(e).splitlines()))
     make_data(settings.data, a.noise, a.seeds, a.source)
-    jobs = plan(a.noise, a.methods, a.lam, a.seeds, a.device, a.overrides)
     folder = new_run_dir(a.out or settings.runs, 'bench-noise')         # two started in the same second: -2
     (folder/'logs').mkdir()
     threads = a.threads or max(1, (os.cpu_count() or 2)//a.jobs)

@@ -137,7 +137,7 @@ class EACCallback(_CAMConsistency):
                  crop:Crop|None=None,                  # CIFAR-style crop, shared by both views (None: off)
                  one_forward:bool=False,               # both views in one pass, BatchNorm still per view (speed)
                  ramp:float=0.,                        # epochs the weight takes to rise linearly from 0 to lam (0: off)
-                 consistency:str='mse'):               # 'mse' (official) or 'relative': ÷ the views' mean squared CAM
+                 consistency:str='mse'):               # 'mse' (official), 'relative', 'normalized'
         if mode not in ('noisy', 'clean'): raise ValueError(f"mode must be 'noisy' or 'clean', got {mode!r}")
         if basic is not None and 'flip' in basic.ops: raise ValueError("EAC's basic aug cannot flip: the flipped view must mirror the original")
         store_attr(); self.check()
@@ -169,7 +169,7 @@ class ACCallback(_CAMConsistency):
                  basic:BasicAug|None=BasicAug(),       # basic aug before mirroring (None: off); no flip op
                  crop:Crop|None=None,
                  ramp:float=0.,                        # epochs the weight takes to rise linearly from 0 to lam (0: off)
-                 consistency:str='mse'):               # 'mse' (official) or 'relative': ÷ the views' mean squared CAM
+                 consistency:str='mse'):               # 'mse' (official), 'relative', 'normalized'
         if basic is not None and 'flip' in basic.ops: raise ValueError("AC's basic aug cannot flip: the second view is the mirror")
         store_attr(); self.check()
 

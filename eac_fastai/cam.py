@@ -8,7 +8,7 @@ def class_activation_maps(features:Tensor, weight:Tensor) -> Tensor:
     "CAMs of every class: `M[n,k,h,w] = Σ_c weight[k,c] · features[n,c,h,w]` (no bias, no ReLU, no normalisation)."
     return torch.einsum('nchw,kc->nkhw', features, weight.to(features.dtype))
 
-CONSISTENCIES = ('mse', 'relative')
+CONSISTENCIES = ('mse', 'relative', 'normalized')
 
 def check_consistency(kind:str) -> str:
     "`kind` if it is one of `CONSISTENCIES`; ValueError otherwise."
@@ -18,12 +18,16 @@ def check_consistency(kind:str) -> str:
 
 def flip_consistency(cams:Tensor, cams_of_flipped:Tensor, kind:str='mse') -> Tensor:
     """Mean squared error between `cams` and the flipped image's CAMs flipped back, over batch, classes, height, width
-    (`kind` 'mse', the official term); 'relative': that MSE ÷ the detached mean squared CAM of the two views, which
-    shrinking the features no longer lowers."""
+    (`kind` 'mse', the official term); 'relative': that MSE ÷ the detached mean squared CAM of the two views (its value
+    does not change when the features shrink, its gradient still shrinks them); 'normalized': each image's MSE ÷ its
+    two views' mean squared CAM, not detached, averaged over the batch (no gradient along the features' scale)."""
     a, b = cams.float(), cams_of_flipped.flip(-1).float()
-    mse = F.mse_loss(a, b)
-    if check_consistency(kind) == 'mse': return mse
-    return mse/((a.square().mean() + b.square().mean())/2).detach().clamp_min(torch.finfo(a.dtype).tiny)
+    tiny = torch.finfo(a.dtype).tiny
+    if check_consistency(kind) == 'mse': return F.mse_loss(a, b)
+    if kind == 'relative':
+        return F.mse_loss(a, b)/((a.square().mean() + b.square().mean())/2).detach().clamp_min(tiny)
+    a, b = a.flatten(1), b.flatten(1)
+    return ((a - b).square().mean(1)/((a.square().mean(1) + b.square().mean(1))/2).clamp_min(tiny)).mean()
 
 def linear_head(model:nn.Module) -> nn.Linear:
     "The last `nn.Linear` of `model`, whose weight turns body features into class scores."

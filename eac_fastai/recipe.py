@@ -97,9 +97,10 @@ class Augment(_Section):
                             "image themselves")
 
 _RAMP = ("epochs over which the consistency weight rises linearly from 0 to lam, at most train.epochs "
-         "(0: off, the official; README: A λ that transfers)")
-_CONSISTENCY = ("mse: the official MSE of the two views' CAMs; relative: that MSE ÷ their detached mean squared CAM, "
-                "which shrinking the features cannot lower")
+         "(0: off, the official; README: EAC's consistency options)")
+_CONSISTENCY = ("mse: the official MSE of the two views' CAMs; relative: that MSE ÷ their detached mean squared CAM "
+                "(a value shrinking the features cannot lower); normalized: each image's MSE ÷ its views' mean squared "
+                "CAM, not detached (no gradient along the features' scale)")
 
 class EAC(_Section):
     lam: float = Field(5., ge=0, description="weight of the CAM flip-consistency loss")

@@ -84,7 +84,8 @@ def test_the_consistency_variants_are_recipe_cells_at_the_papers_lambda():
     assert [j['method'] for j in jobs] == [*bench.VARIANTS, 'baseline'] and all(j['lam'] == 5 for j in jobs[:-1])
     options = {v: load_recipe(f"{ROOT/'recipes'/'fmnist.yaml'}#sym30-{v}").eac for v in bench.VARIANTS}
     assert {v: (e.lam, e.ramp, e.consistency) for v, e in options.items()} == {
-        'eac_ramp': (5, 5, 'mse'), 'eac_rel': (5, 0, 'relative'), 'eac_ramp_rel': (5, 5, 'relative')}
+        'eac_ramp': (5, 5, 'mse'), 'eac_rel': (5, 0, 'relative'), 'eac_ramp_rel': (5, 5, 'relative'),
+        'eac_norm': (5, 0, 'normalized'), 'eac_ramp_norm': (5, 5, 'normalized')}
 
 @pytest.mark.parametrize('args,words', [(['--seeds', '0', '-1'], '--seeds'),
                                         (['--noise', 'sym30', 'gauss30'], "unknown noise 'gauss30'"),
@@ -94,6 +95,14 @@ def test_bad_arguments_exit_2_with_one_line(args, words):
     r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'bench_noise.py'), *args], capture_output=True, text=True,
                        cwd=ROOT)
     assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1 and r.stdout == ''
+
+@pytest.mark.parametrize('args,words', [(['train.epochs=0'], 'sym30-baseline: 1 problem(s): train.epochs'),
+                                        (['--methods', '--lam', '-1'], 'sym30-eac: 1 problem(s): eac.lam')])
+def test_a_bad_recipe_override_exits_2_before_writing(tmp_path, args, words):
+    "Every run's recipe is validated first: exit 2 naming the cell and key, no run folder made."
+    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'bench_noise.py'), *args, '--out', str(tmp_path/'runs'),
+                        '--source', str(tmp_path/'no_idx')], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and words in r.stderr.strip().splitlines()[-1] and not (tmp_path/'runs').exists()
 
 def _results(path:Path, runs):
     curves = {r['name']: dict(epoch=[0, 1], flipped_as_given=[0.1, r['flipped_as_given']]) for r in runs}

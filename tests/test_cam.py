@@ -58,8 +58,23 @@ def test_relative_consistency_by_hand():
     m, n = torch.randn(2, 7, 3, 3), torch.randn(2, 7, 3, 3)
     torch.testing.assert_close(flip_consistency(0.01*m, 0.01*n, 'relative'), flip_consistency(m, n, 'relative'))
     assert flip_consistency(torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, 2), 'relative').item() == 0
-    with pytest.raises(ValueError, match="consistency must be one of mse, relative, got 'l1'"):
+    with pytest.raises(ValueError, match="consistency must be one of mse, relative, normalized, got 'l1'"):
         flip_consistency(m, n, 'l1')
+
+def test_normalized_consistency_by_hand():
+    "Fixed tensors: per image, the MSE ÷ its two views' mean squared CAM, averaged; no gradient along the scale."
+    m1 = torch.tensor([[[[1., 2.], [3., 4.]]], [[[1., 0.], [0., 0.]]]], requires_grad=True)
+    m2 = torch.tensor([[[[0., 1.], [1., 1.]]], [[[0., 0.], [0., 2.]]]], requires_grad=True)
+    first = (17/4) / (33/8)                                  # as in the relative test: image 1 alone
+    second = ((1 - 0)**2 + (0 - 2)**2)/4 / ((1/4 + 4/4)/2)  # m2[1] flipped back: [[0, 0], [2, 0]]; = 2
+    norm = flip_consistency(m1, m2, 'normalized')
+    assert norm.item() == pytest.approx((first + second)/2)
+    norm.backward()                                  # d/ds L(s·M1, s·M2) = 0: the gradient is orthogonal to (M1, M2)
+    radial = (m1.grad*m1).sum() + (m2.grad*m2).sum()
+    assert abs(radial.item()) < 1e-6 and m1.grad.abs().sum() > 0
+    m, n = torch.randn(2, 7, 3, 3), torch.randn(2, 7, 3, 3)
+    torch.testing.assert_close(flip_consistency(0.01*m, 0.01*n, 'normalized'), flip_consistency(m, n, 'normalized'))
+    assert flip_consistency(torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, 2), 'normalized').item() == 0
 
 def test_linear_head_is_last_linear():
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(4, 2)))

@@ -147,14 +147,14 @@ def test_cli_validate_exit_codes(recipe):
                                              ('ramp=13', r'ramp: 13 epochs is longer than train.epochs \(12\); '
                                                          r'give at most 12'),
                                              ('consistency=relativ',
-                                              "consistency: Input should be 'mse' or 'relative'")])
+                                              "consistency: Input should be 'mse', 'relative' or 'normalized'")])
 def test_validate_refuses_a_bad_consistency_option(recipe, method, override, words):
     "An out-of-range ramp or an unknown consistency: exit 2 naming the key; in range: accepted."
     runner = CliRunner()
     r = runner.invoke(app, ['validate', str(recipe), f'method={method}', 'train.epochs=12', f'{method}.{override}'])
     assert r.exit_code == 2 and re.search(f'{method}.{words}', r.output), r.output
     r = runner.invoke(app, ['validate', str(recipe), f'method={method}', 'train.epochs=12', f'{method}.ramp=12',
-                            f'{method}.consistency=relative'])
+                            f'{method}.consistency=normalized'])
     assert r.exit_code == 0 and 'ramp: 12.0' in r.output
 
 @pytest.mark.parametrize('axis, words', [("{eac: {data.csv: '{dataset}/x.csv'}}", r"names \{'dataset'\}, which is not an axis"),
