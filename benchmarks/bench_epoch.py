@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from PIL import Image
 from fastai.callback.core import Callback
-from eac_fastai.augment import BasicAug, Erasing
-from eac_fastai.data import label_dataloaders, read_label_csv
-from eac_fastai.demo import DemoSpec, demo_dataset
-from eac_fastai.learner import eac_learner
+from eac_fastai.data.augment import BasicAug, Erasing
+from eac_fastai.data.core import label_dataloaders, read_label_csv
+from eac_fastai.data.demo import DemoSpec, demo_dataset
+from eac_fastai.models.learner import eac_learner
 
 class EpochTimer(Callback):
     "Wall time of the training phase of each epoch (no validation)."

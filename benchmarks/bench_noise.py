@@ -33,7 +33,7 @@ COST = {'eac': 2, 'ac': 2}                  # steps per image relative to the ba
 def cost(cell:str) -> int: return COST.get(cell.split('_')[0], 1)
 def recipe_lam(cell:str, overrides=()) -> float|None:
     "EAC's λ in recipe cell `cell` (e.g. `sym30-eac`) with `overrides`; None for the other methods."
-    from eac_fastai.recipe import load_recipe
+    from eac_fastai.training.recipe import load_recipe
     r = load_recipe(f'{RECIPE}#{cell}', overrides)
     return r.eac.lam if r.method == 'eac' else None
 
@@ -62,9 +62,9 @@ def noisy_csv(noise:str, seed:int) -> str:
 
 def make_data(data:Path, noises, seeds, source:Path):
     "The Fashion-MNIST CSV (5,000 train, 10k test) and one noisy copy per noise setting and seed, each made once."
-    from eac_fastai.convert import convert_fashion_mnist
-    from eac_fastai.noise import add_label_noise, pairflip_noise_matrix, symmetric_noise_matrix
-    from eac_fastai.recipe import load_recipe
+    from eac_fastai.data.convert import convert_fashion_mnist
+    from eac_fastai.data.noise import add_label_noise, pairflip_noise_matrix, symmetric_noise_matrix
+    from eac_fastai.training.recipe import load_recipe
     classes = load_recipe(f'{RECIPE}#sym30-baseline').data.classes   # pair-flip follows the recipe's class order
     clean = data/'fmnist'/'fmnist.csv'
     if not clean.is_file(): convert_fashion_mnist(source, clean, train_subset=5000, seed=0, num_workers=4)
@@ -240,9 +240,9 @@ def main():
     if a.merge: return print(markdown(*merge(a.merge), minutes=False))    # measured apart: their minutes do not compare
     import torch
     if a.device == 'cuda' and not torch.cuda.is_available(): fail("--device cuda: no CUDA device here; use cpu")
-    from eac_fastai.runs import new_run_dir
+    from eac_fastai.training.runs import new_run_dir
     from eac_fastai.settings import load_settings
-    from eac_fastai.recipe import RecipeError
+    from eac_fastai.training.recipe import RecipeError
     settings = load_settings()
     try: jobs = plan(a.noise, a.methods, a.lam, a.seeds, a.device, a.overrides)     # bad overrides: before any file
     except RecipeError as e: fail(' '.join(line.strip() for line in str(e).splitlines()))

@@ -14,9 +14,9 @@ import argparse, json, statistics, time
 from pathlib import Path
 import torch
 from fastai.callback.core import Callback
-from eac_fastai.recipe import load_recipe
-from eac_fastai.schedules import fit_with_schedule
-from eac_fastai.train import recipe_dataloaders, recipe_learner
+from eac_fastai.training.recipe import load_recipe
+from eac_fastai.training.schedules import fit_with_schedule
+from eac_fastai.training.build import recipe_dataloaders, recipe_learner
 
 REPO = Path(__file__).resolve().parents[1]
 RAFDB = dict(train=12271, test=3068, classes=7)

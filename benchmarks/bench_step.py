@@ -30,7 +30,7 @@ from torch.profiler import ProfilerActivity, profile
 import torchvision
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders, TfmdDL
-from eac_fastai.learner import eac_learner
+from eac_fastai.models.learner import eac_learner
 
 def clock(device) -> tuple[float, float]:
     "(wall, CPU) seconds now, after waiting for `device`'s queued work."

@@ -8,7 +8,7 @@ page a notebook plus an index, into `--out` (default `_docs/`).
     .venv/bin/python nbs/build_docs.py                 # regenerate nbs/api/*.ipynb, execute everything, write _docs/
     .venv/bin/python nbs/build_docs.py --api-only      # only regenerate the API reference notebooks
 
-`nbs/api/<module>.ipynb` are generated here from each module's `__all__` and docstrings (nbdev's `show_doc`), so the
+`nbs/api/<subpackage>.<module>.ipynb` are generated here from each module's `__all__` and docstrings (nbdev's `show_doc`), so the
 reference lists every public name."""
 import argparse, html, importlib, json, os, pkgutil, tempfile
 from pathlib import Path
@@ -27,13 +27,18 @@ def _cell(kind:str, src:str) -> dict:
 def public_modules() -> list:
     "The package's modules with an `__all__`, in name order."
     import eac_fastai
-    mods = [importlib.import_module(f'eac_fastai.{m.name}') for m in pkgutil.iter_modules(eac_fastai.__path__) if not m.name.startswith('_')]
+    names = [m.name for m in pkgutil.walk_packages(eac_fastai.__path__, 'eac_fastai.') if '._' not in m.name]
+    mods = [importlib.import_module(n) for n in names]
     return sorted((m for m in mods if getattr(m, '__all__', None)), key=lambda m: m.__name__)
+
+def page_name(module) -> str:
+    "The API page of `module`: its dotted path below the package (`models.learner`)."
+    return module.__name__.removeprefix('eac_fastai.')
 
 def api_notebook(module) -> dict:
     "A notebook documenting every name in `module.__all__` with nbdev's `show_doc`."
     name = module.__name__
-    cells = [_cell('markdown', f"# {name.split('.')[-1]}\n\n> {(module.__doc__ or '').strip().splitlines()[0]}"),
+    cells = [_cell('markdown', f"# {page_name(module)}\n\n> {(module.__doc__ or '').strip().splitlines()[0]}"),
              _cell('markdown', (module.__doc__ or '').strip()),
              _cell('code', f"#| hide\nfrom nbdev.showdoc import show_doc\nimport {name}")]
     for n in module.__all__:                           # functions and classes through show_doc; constants shown with their value
@@ -46,7 +51,7 @@ def write_api_notebooks(dest:Path=NBS/'api') -> list[Path]:
     dest.mkdir(exist_ok=True)
     written = []
     for m in public_modules():
-        f = dest/f"{m.__name__.split('.')[-1]}.ipynb"
+        f = dest/f"{page_name(m)}.ipynb"
         f.write_text(json.dumps(api_notebook(m), indent=1, ensure_ascii=False) + '\n'); written.append(f)
     for old in set(dest.glob('*.ipynb')) - set(written): old.unlink()
     return written

@@ -1,5 +1,5 @@
 import pytest, torch
-from eac_fastai.demo import DemoSpec, make_demo_dataset
+from eac_fastai.data.demo import DemoSpec, make_demo_dataset
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -13,7 +13,7 @@ def demo_csv(tmp_path_factory):
 
 @pytest.fixture
 def dls(demo_csv):
-    from eac_fastai.data import label_dataloaders
+    from eac_fastai.data.core import label_dataloaders
     return label_dataloaders(demo_csv, img_size=32, bs=16, device='cpu')
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 "Attention maps, training outputs, memorisation per epoch and the narrow ResNet, on tiny demo data."
 import numpy as np, pandas as pd, pytest, torch
-from eac_fastai.analysis import attention_maps, outputs, training_dl, training_outputs
-from eac_fastai.cam import class_activation_maps
-from eac_fastai.learner import eac_learner
-from eac_fastai.memorisation import MemorisationCallback, flipped_rows
+from eac_fastai.analysis.outputs import attention_maps, outputs, training_dl, training_outputs
+from eac_fastai.methods.cam import class_activation_maps
+from eac_fastai.models.learner import eac_learner
+from eac_fastai.analysis.memorisation import MemorisationCallback, flipped_rows
 
 def test_resnet10_narrow_gives_a_4x4_cam_at_32px(dls):
     learn = eac_learner(dls, 'resnet10_narrow', method='eac', lam=1.)
@@ -61,7 +61,7 @@ def test_flipped_rows_without_clean_labels():
 def test_memorisation_does_not_change_training(demo_csv):
     "Measuring memorisation leaves the random streams alone: the same seed trains the same weights with and without it."
     from fastai.torch_core import set_seed
-    from eac_fastai.data import label_dataloaders
+    from eac_fastai.data.core import label_dataloaders
     weights = []
     for cbs in ([], [MemorisationCallback()]):
         set_seed(0, reproducible=True)

@@ -6,10 +6,10 @@ from fastai.layers import Flatten
 from fastai.losses import CrossEntropyLossFlat
 from fastai.callback.hook import model_sizes
 from fastai.vision.learner import create_body, vision_learner
-from eac_fastai.archs import ARCHS, ARCH_NOTES, CaffeBottleneck, resnet50_vggface2, mobilenet_v2, resnet18_cifar
-from eac_fastai.cam import class_activation_maps
+from eac_fastai.models.archs import ARCHS, ARCH_NOTES, CaffeBottleneck, resnet50_vggface2, mobilenet_v2, resnet18_cifar
+from eac_fastai.methods.cam import class_activation_maps
 from eac_fastai.errors import UserError
-from eac_fastai.weights import load_backbone_weights
+from eac_fastai.models.weights import load_backbone_weights
 
 NEW = ('resnet50_vggface2', 'mobilenet_v2', 'resnet18_cifar')
 

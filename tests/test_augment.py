@@ -2,7 +2,7 @@
 import math
 import pytest, torch
 from torchvision.transforms import RandomErasing
-from eac_fastai.augment import Erasing, gaussian_noise, random_erasing
+from eac_fastai.data.augment import Erasing, gaussian_noise, random_erasing
 
 def boxes(x, erased):
     "Height, width of the erased rectangle of each image (NaN where nothing was erased)."
@@ -80,7 +80,7 @@ def test_gaussian_noise_on_pixel_scale():
     assert 0.3 < changed < 0.7
 
 def test_random_crop_is_a_shifted_copy_padded_with_fill():
-    from eac_fastai.augment import random_crop
+    from eac_fastai.data.augment import random_crop
     x = torch.arange(2*3*5*6, dtype=torch.float).reshape(2, 3, 5, 6)
     torch.manual_seed(0)
     shifts = set()
@@ -95,7 +95,7 @@ def test_random_crop_is_a_shifted_copy_padded_with_fill():
     assert len(shifts) > 10                                              # offsets drawn per image over the whole range
 
 def test_basic_aug_applies_one_op_with_probability_p():
-    from eac_fastai.augment import basic_aug
+    from eac_fastai.data.augment import basic_aug
     torch.manual_seed(0)
     x = torch.rand(4000, 3, 4, 4)
     y = basic_aug(x, p=0.5, ops=('flip', 'noise'), mean=torch.zeros(3, 1, 1), std=torch.ones(3, 1, 1))
@@ -106,7 +106,7 @@ def test_basic_aug_applies_one_op_with_probability_p():
     with pytest.raises(ValueError, match='unknown basic augmentation'): basic_aug(x[:2], p=1., ops=('blur',))
 
 def test_random_flip_mirrors_each_image_with_probability_p():
-    from eac_fastai.augment import random_flip
+    from eac_fastai.data.augment import random_flip
     torch.manual_seed(0)
     x = torch.rand(4000, 3, 4, 4)
     y = random_flip(x, 0.5)
@@ -117,8 +117,8 @@ def test_random_flip_mirrors_each_image_with_probability_p():
 def test_the_fair_baselines_flip_is_drawn_apart_from_its_noise(tmp_path):
     "fmnist's baseline_flip: a flip with p 0.5 and, independently, Gaussian noise with p 0.5 (not one of the two)."
     from pathlib import Path
-    from eac_fastai.recipe import load_recipe
-    from eac_fastai.train import recipe_method
+    from eac_fastai.training.recipe import load_recipe
+    from eac_fastai.training.build import recipe_method
     cb = recipe_method(load_recipe(f"{Path(__file__).parent.parent/'recipes'/'fmnist.yaml'}#sym30-baseline_flip"))
     cb.stats, cb.erase = None, None
     torch.manual_seed(0)

@@ -31,7 +31,7 @@ bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
 
 def _clean_fmnist(data:Path):
     "A stand-in for the converted Fashion-MNIST CSV: 30 training rows per class (no images needed to draw noise)."
-    from eac_fastai.recipe import load_recipe
+    from eac_fastai.training.recipe import load_recipe
     classes = load_recipe(f"{ROOT/'recipes'/'fmnist.yaml'}#sym30-baseline").data.classes
     (data/'fmnist').mkdir(parents=True)
     rows = pd.DataFrame(dict(image=[f'{i}.png' for i in range(300)], label=np.repeat(classes, 30), split='train'))
@@ -54,8 +54,8 @@ def test_seeds_change_the_noise_draw_and_the_same_seed_repeats_it(tmp_path):
 def test_seeds_change_the_initialisation(tmp_path, settings_file):
     "Each job's recipe seed is its own: two seeds give two initial networks, the same seed the same one."
     from fastai.torch_core import set_seed
-    from eac_fastai.recipe import load_recipe
-    from eac_fastai.train import recipe_dataloaders, recipe_learner
+    from eac_fastai.training.recipe import load_recipe
+    from eac_fastai.training.build import recipe_dataloaders, recipe_learner
     jobs = {j['seed']: j for j in bench.plan(['pair30'], ['baseline'], [], [0, 3], 'cpu', [])}
     assert [o for o in jobs[3]['overrides'] if o.startswith(('seed=', 'data.csv='))] == \
         ['seed=3', 'data.csv=fmnist/fmnist_pair30_seed3.csv']
@@ -79,7 +79,7 @@ def test_plan_names_every_run_and_starts_the_longest_first():
 
 def test_the_consistency_variants_are_recipe_cells_at_the_papers_lambda():
     "Each --methods variant is a cell of recipes/fmnist.yaml: EAC at λ 5 with its option; it runs among the longest."
-    from eac_fastai.recipe import load_recipe
+    from eac_fastai.training.recipe import load_recipe
     jobs = bench.plan(['sym30'], ['baseline', *bench.VARIANTS], [], [0], 'cpu', [])
     assert [j['method'] for j in jobs] == [*bench.VARIANTS, 'baseline'] and all(j['lam'] == 5 for j in jobs[:-1])
     options = {v: load_recipe(f"{ROOT/'recipes'/'fmnist.yaml'}#sym30-{v}").eac for v in bench.VARIANTS}

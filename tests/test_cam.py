@@ -1,6 +1,6 @@
 "CAMs and the flip-consistency loss against the official formulas (EAC_SPEC §1.2–1.4)."
 import pytest, torch, torch.nn.functional as F
-from eac_fastai.cam import class_activation_maps, flip_consistency, linear_head
+from eac_fastai.methods.cam import class_activation_maps, flip_consistency, linear_head
 
 def official_flip(cams):
     "The official flip: grid_sample with the x coordinate negated, bilinear, border padding, align_corners=True."

@@ -4,7 +4,7 @@ import pandas as pd, pytest
 from PIL import Image
 from typer.testing import CliRunner
 from eac_fastai.cli import app
-from eac_fastai.data import check_dataset, label_dataloaders
+from eac_fastai.data.core import check_dataset, label_dataloaders
 from eac_fastai.errors import UserError
 
 @pytest.fixture

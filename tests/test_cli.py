@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd, pytest, torch
 from typer.testing import CliRunner
 from eac_fastai.cli import app
-from eac_fastai.recipe import load_recipe
+from eac_fastai.training.recipe import load_recipe
 
 TINY = "method: {method}\nseed: 0\ndata: {{demo: {{n_train: 6, n_valid: 3, n_test: 2, size: 32}}, img_size: 32, bs: 16}}\ntrain: {{epochs: 2, lr: 1.0e-3, schedule: exp, device: cpu}}\n"
 

@@ -4,11 +4,11 @@ import numpy as np, pandas as pd, pytest
 from PIL import Image
 from typer.testing import CliRunner
 from eac_fastai.cli import app
-from eac_fastai import convert as C
-from eac_fastai.convert import (RAFDB_CLASSES, FERPLUS_CLASSES, FERPLUS_VOTES, AFFECTNET_CLASSES, AFFECTNET_CLASSES8, conversion_summary,
+from eac_fastai.data import convert as C
+from eac_fastai.data.convert import (RAFDB_CLASSES, FERPLUS_CLASSES, FERPLUS_VOTES, AFFECTNET_CLASSES, AFFECTNET_CLASSES8, conversion_summary,
                                 convert_affectnet, convert_cifar100, convert_ferplus, convert_imagefolder, convert_rafdb,
                                 convert_tinyimagenet, ferplus_winners)
-from eac_fastai.data import read_label_csv
+from eac_fastai.data.core import read_label_csv
 from eac_fastai.errors import UserError
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def test_convert_ferplus_majority(ferplus, tmp_path):
     got, classes = read_label_csv(out, FERPLUS_CLASSES)
     assert (got == df).all().all()
     assert conversion_summary(df) == '4 train + 2 valid + 2 test rows, 7 classes; skipped 6 (1 no image name, 2 no majority, 2 unknown or not a face, 1 contempt (7 classes))'
-    from eac_fastai.data import label_dataloaders
+    from eac_fastai.data.core import label_dataloaders
     xb, yb = label_dataloaders(out, img_size=32, bs=4, device='cpu').one_batch()
     assert xb.shape == (4, 3, 32, 32) and len(yb) == 4
 

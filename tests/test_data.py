@@ -2,7 +2,7 @@
 import re
 import numpy as np, pandas as pd, pytest, torch
 from PIL import Image
-from eac_fastai.data import label_dataloaders, read_label_csv, train_noise_rate
+from eac_fastai.data.core import label_dataloaders, read_label_csv, train_noise_rate
 from eac_fastai.errors import UserError
 
 def write(tmp_path, text, name='labels.csv'):
@@ -74,7 +74,7 @@ def test_absolute_image_paths(demo_csv, tmp_path):
 
 def test_class_balanced_sampler_draws_every_class_equally(demo_csv):
     from fastai.torch_core import set_seed
-    from eac_fastai.data import class_balanced_weights
+    from eac_fastai.data.core import class_balanced_weights
     labels = pd.Series(['a', 'a', 'a', 'b'])
     assert class_balanced_weights(labels).tolist() == [1/3, 1/3, 1/3, 1.]
     assert class_balanced_weights(labels, pd.Series([True, False, True, True])).tolist() == [0.5, 0., 0.5, 1.]   # counted over train rows
@@ -88,7 +88,7 @@ def test_class_balanced_sampler_draws_every_class_equally(demo_csv):
     assert [int(y) for _, yb in dls.valid for y in yb] == [dls.vocab.o2i[l] for l in dls.valid_ds.items.label]   # validation unchanged
 
 def test_cached_batches_equal_the_datablock_pipeline(demo_csv):
-    from eac_fastai.data import CachedImages
+    from eac_fastai.data.core import CachedImages
     plain = label_dataloaders(demo_csv, img_size=24, bs=8, device='cpu')
     cached = label_dataloaders(demo_csv, img_size=24, bs=8, device='cpu', cache=True)
     assert isinstance(cached.train_ds, CachedImages) and list(cached.vocab) == list(plain.vocab)
@@ -100,14 +100,14 @@ def test_cached_batches_equal_the_datablock_pipeline(demo_csv):
     assert type(weighted.train).__name__ == 'WeightedDL'
 
 def test_exported_pipeline_reads_paths_like_training(demo_csv):
-    from eac_fastai.data import inference_dataloaders
+    from eac_fastai.data.core import inference_dataloaders
     cached = label_dataloaders(demo_csv, img_size=24, bs=8, device='cpu', cache=True)
     paths = cached.valid_ds.items.path[:3].tolist()
     batch = inference_dataloaders(cached).test_dl(paths).one_batch()[0]
     assert torch.equal(batch, cached.valid.one_batch()[0][:3])
 
 def test_load_rgb_converts_every_mode(tmp_path):
-    from eac_fastai.data import load_rgb
+    from eac_fastai.data.core import load_rgb
     gray = np.arange(64, dtype=np.uint8).reshape(8, 8)*4
     rgb = np.repeat(gray[..., None], 3, 2)
     Image.fromarray(gray).save(tmp_path/'l.png')

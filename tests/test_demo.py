@@ -1,8 +1,8 @@
 "The built-in demo data: deterministic, balanced, exactly as noisy as asked, clean outside train."
 import numpy as np, pandas as pd
 from PIL import Image
-from eac_fastai.convert import RAFDB_CLASSES
-from eac_fastai.demo import DemoSpec, demo_dataset, draw_face, make_demo_dataset
+from eac_fastai.data.convert import RAFDB_CLASSES
+from eac_fastai.data.demo import DemoSpec, demo_dataset, draw_face, make_demo_dataset
 
 def test_demo_dataset(tmp_path):
     spec = DemoSpec(n_train=10, n_valid=3, n_test=2, size=40, noise=0.2, seed=5)

@@ -9,7 +9,7 @@ import build_docs
 
 def test_api_notebooks_are_current_and_list_every_public_name():
     for m in build_docs.public_modules():
-        f = NBS/'api'/f"{m.__name__.split('.')[-1]}.ipynb"
+        f = NBS/'api'/f"{build_docs.page_name(m)}.ipynb"
         assert f.is_file() and json.loads(f.read_text()) == build_docs.api_notebook(m), \
             f"{f} is stale: run `.venv/bin/python nbs/build_docs.py --api-only`"
 
@@ -25,11 +25,11 @@ def test_notebooks_execute_and_the_docs_build_offline(tmp_path):
     tutorials = {p.with_suffix('.html').name for p in NBS.glob('[0-9]*.ipynb')}
     assert {'index.html', 'api.html'} | tutorials <= names and len(tutorials) >= 5
     for m in build_docs.public_modules():
-        text = (tmp_path/'docs'/'api'/f"{m.__name__.split('.')[-1]}.html").read_text()
+        text = (tmp_path/'docs'/'api'/f"{build_docs.page_name(m)}.html").read_text()
         missing = [n for n in m.__all__ if n not in text]
         assert not missing, f"{m.__name__}: {missing} not on its page"
     exe = _chromium()
-    for page, needles in [('02_learner_api.html', ['The Learner API', 'EACCallback']), ('api/learner.html', ['eac_learner', 'API reference'])]:
+    for page, needles in [('02_learner_api.html', ['The Learner API', 'EACCallback']), ('api/models.learner.html', ['eac_learner', 'API reference'])]:
         r = subprocess.run([exe, '--headless', '--no-sandbox', '--disable-gpu', '--dump-dom', (tmp_path/'docs'/page).as_uri()],
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 0 and all(n in r.stdout for n in needles), r.stderr[-2000:]

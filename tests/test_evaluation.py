@@ -2,9 +2,9 @@
 import json
 import numpy as np, pandas as pd, pytest
 from fastai.learner import Learner
-from eac_fastai.evaluation import balanced_subset
-from eac_fastai.recipe import load_recipe
-from eac_fastai.train import resume_run, train_recipe
+from eac_fastai.training.evaluation import balanced_subset
+from eac_fastai.training.recipe import load_recipe
+from eac_fastai.training.fit import resume_run, train_recipe
 from test_resume import Crash, CrashAt, _recipe
 
 def test_balanced_subset_is_fixed_and_balanced():
@@ -47,6 +47,6 @@ def test_resume_keeps_the_schedule(tmp_path, settings_file, monkeypatch):
     assert list(pd.read_csv(cut/'history.csv').eval_images) == [7] + [21]*5
 
 def test_full_last_below_five_is_refused(tmp_path):
-    from eac_fastai.recipe import RecipeError
+    from eac_fastai.training.recipe import RecipeError
     with pytest.raises(RecipeError, match=r'train\.eval_subset\.full_last'):
         load_recipe(_recipe(tmp_path, 'eac'), ['train.eval_subset.full_last=3'])

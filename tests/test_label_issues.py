@@ -1,6 +1,6 @@
 "Label-issue detection: cleanlab's self-confidence and confident-learning rule on hand-made probabilities."
 import numpy as np, pandas as pd, pytest
-from eac_fastai.label_issues import find_label_issues, issue_detection_scores, label_issues_frame, label_quality
+from eac_fastai.analysis.label_issues import find_label_issues, issue_detection_scores, label_issues_frame, label_quality
 
 PROBS = np.array([[.9, .1, 0.], [.8, .2, 0.], [.3, .7, 0.],     # labelled 0: the third is confidently class 1
                   [.1, .8, .1], [.2, .7, .1], [.45, .55, 0.],   # labelled 1

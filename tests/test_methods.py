@@ -3,12 +3,13 @@ import copy
 import pytest, torch, torch.nn.functional as F
 from fastai.callback.core import Callback
 from fastai.learner import load_learner
-from eac_fastai.augment import BasicAug
-from eac_fastai.cam import class_activation_maps, linear_head
-from eac_fastai.learner import METHODS, eac_learner
-from eac_fastai.rul import RULHead, add_up_loss, uncertainty_mix
-from eac_fastai.schedules import fit_with_schedule
-from eac_fastai.scn import SCNHead, rank_regularization, scn_relabel
+from eac_fastai.data.augment import BasicAug
+from eac_fastai.methods.cam import class_activation_maps, linear_head
+from eac_fastai.methods import METHODS
+from eac_fastai.models.learner import eac_learner
+from eac_fastai.methods.rul import RULHead, add_up_loss, uncertainty_mix
+from eac_fastai.training.schedules import fit_with_schedule
+from eac_fastai.methods.scn import SCNHead, rank_regularization, scn_relabel
 
 def _fit(learn, epochs=1, lr=1e-3, schedule='constant'):
     with learn.no_bar(), learn.no_logging(): fit_with_schedule(learn, schedule, epochs, lr)
@@ -94,11 +95,11 @@ def test_ac_one_forward_over_both_views_ce_on_both_plus_consistency(dls):
 
 def test_scn_relabels_persist_and_feed_the_loss(dls):
     cap = _Capture()
-    learn = eac_learner(dls, 'resnet18', method='scn', margin2=-1., relabel_epoch=1, cbs=[cap])   # margin < 0: every image takes the argmax
+    learn = eac_learner(dls, 'resnet18', method='scn', margin2=0., relabel_epoch=1, cbs=[cap])    # margin 0: every image takes the argmax
     _fit(learn, 2)
     scn = learn.scn
     assert scn.relabelled_share() > 0 and (scn.labels != scn.given).sum() > 0
-    frame = scn.label_frame()
+    frame = scn.relabel_frame()
     assert len(frame) == len(dls.train_ds) and frame.relabelled.sum() == (scn.labels != scn.given).sum()
     assert (frame.scn_label != frame.given).sum() == frame.relabelled.sum() and set(frame.image) == set(dls.train_ds.items.image)
     hist = learn.recorder.values
@@ -110,7 +111,7 @@ def test_scn_batches_train_on_the_current_labels(dls):
         order = 6
         def before_batch(self):
             if self.training: seen.append(torch.equal(self.yb[0].cpu(), self.learn.scn.labels[self.learn.scn.batch_idx]))
-    learn = eac_learner(dls, 'resnet18', method='scn', margin2=-1., relabel_epoch=1, relabel='low', cbs=[Check()])
+    learn = eac_learner(dls, 'resnet18', method='scn', margin2=0., relabel_epoch=1, relabel='low', cbs=[Check()])
     _fit(learn, 2)
     assert all(seen) and len(seen) == 2*len(dls.train)
     assert 0 < learn.scn.relabelled_share() < 1                                     # the top-importance images keep their label
@@ -159,7 +160,7 @@ def test_flip_is_refused_in_the_basic_aug_of_flip_methods():
 
 @pytest.mark.parametrize('method', ['ac', 'scn', 'rul'])
 def test_lr_find_leaves_every_method_as_it_was(dls, method, tmp_path):
-    learn = eac_learner(dls, 'resnet18', method=method, path=tmp_path, **(dict(relabel_epoch=1, margin2=-1.) if method == 'scn' else {}))
+    learn = eac_learner(dls, 'resnet18', method=method, path=tmp_path, **(dict(relabel_epoch=1, margin2=0.) if method == 'scn' else {}))
     before = copy.deepcopy(learn.model.state_dict())
     with learn.no_bar(), learn.no_logging(): learn.lr_find(1e-5, 1e-1, num_it=20, show_plot=False, suggest_funcs=None)
     assert len(learn.recorder.losses) > 5 and learn.recorder.lrs[0] == pytest.approx(1e-5)   # the rate the body steps at (RUL: fc ×10)
@@ -177,13 +178,13 @@ def test_rul_classifier_lr_under_fastais_own_fits(dls, tmp_path):
             def before_step(self): seen.append([g['lr'] for g in self.opt.opt.param_groups])
         with learn.no_bar(), learn.no_logging(), learn.added_cbs(Watch()): fit()
         assert seen and all(b == pytest.approx(10*a) for a, b in seen)             # every step, whatever set the rates
-    from eac_fastai.weights import read_state_dict
+    from eac_fastai.models.weights import read_state_dict
     learn.path = tmp_path
     saved = learn.save('last', with_opt=True)                                        # its optimizer state holds numpy scalars
     assert torch.equal(read_state_dict(saved)['0.0.weight'], learn.model[0][0].weight.detach())   # usable as model.weights
 
 def test_rul_refuses_a_last_batch_of_one(demo_csv):
-    from eac_fastai.data import label_dataloaders
+    from eac_fastai.data.core import label_dataloaders
     from eac_fastai.errors import UserError
     dls = label_dataloaders(demo_csv, img_size=32, bs=55, device='cpu')              # 56 training images: 55 + 1
     learn = eac_learner(dls, 'resnet18', method='rul')

@@ -3,7 +3,7 @@ import numpy as np, pandas as pd, pytest
 from typer.testing import CliRunner
 from eac_fastai.cli import app
 from eac_fastai.errors import UserError
-from eac_fastai.noise import (add_label_noise, check_noise_matrix, generate_noisy_labels, noise_matrix_from_csv,
+from eac_fastai.data.noise import (add_label_noise, check_noise_matrix, generate_noisy_labels, noise_matrix_from_csv,
                               pairflip_noise_matrix, symmetric_noise_matrix)
 
 def test_matrices_columns_sum_to_one():

@@ -1,7 +1,7 @@
 "README stays true to the code: its two opening commands, the recipe reference is the schema's."
 import re
 from pathlib import Path
-from eac_fastai.recipe import REFERENCE_MARKERS, recipe_reference, with_reference
+from eac_fastai.training.reference import REFERENCE_MARKERS, recipe_reference, with_reference
 
 ROOT = Path(__file__).parent.parent
 README = ROOT/'README.md'
@@ -17,7 +17,7 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
 def test_readme_recipe_reference_matches_the_schema():
     text = README.read_text()
     assert all(m in text for m in REFERENCE_MARKERS)
-    assert with_reference(text) == text, "README's recipe reference is stale: run `.venv/bin/python -m eac_fastai.recipe README.md`"
+    assert with_reference(text) == text, "README's recipe reference is stale: run `.venv/bin/python -m eac_fastai.training.reference README.md`"
 
 def test_the_reference_lists_every_key_with_its_default():
     ref = recipe_reference()

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 from eac_fastai.cli import app
-from eac_fastai.recipe import RecipeError, apply_overrides, load_recipe, load_recipes, recipe_cells, recipe_yaml
+from eac_fastai.training.recipe import RecipeError, apply_overrides, load_recipe, load_recipes, recipe_cells, recipe_yaml
 
 ROOT = Path(__file__).parent.parent/'recipes'
 RECIPES = sorted(ROOT.glob('*.yaml'))
@@ -45,7 +45,7 @@ def test_overrides_are_yaml_typed(recipe):
 
 def test_method_defaults_of_the_augmentation(recipe, tmp_path):
     "AC erases nothing unless the recipe says so; the erasing fill may be one value per channel, and reaches the callback."
-    from eac_fastai.train import recipe_method
+    from eac_fastai.training.build import recipe_method
     assert load_recipe(recipe, ['method=ac']).augment.erase is None and load_recipe(recipe).augment.erase.p == 0.5
     assert load_recipe(recipe, ['method=ac', 'augment.erase.p=0.3']).augment.erase.p == 0.3
     r = load_recipe(recipe, ['augment.erase.value=[0.0, 0.5, -1]'])

@@ -92,7 +92,7 @@ def test_predict_run_dir_and_export_agree_on_any_image_mode(run, tmp_path):
 
 def test_exported_learner_has_no_training_callbacks(run):
     from fastai.learner import load_learner
-    from eac_fastai.callbacks import AugmentCallback
+    from eac_fastai.methods.base import AugmentCallback
     learn = load_learner(run/'export.pkl')
     assert not [cb for cb in learn.cbs if isinstance(cb, AugmentCallback)]
     img = sorted(run.parent.parent.glob('data/demo-*/images/test/*.png'))[0]
@@ -115,7 +115,7 @@ def test_sweep_report_plots_the_ablation(tmp_path):
     assert r.exit_code == 0, r.output
     page = (tmp_path/'s.html').read_text()
     assert page.count('<img') == 1 and 'Ablation' in page and page.count('<tr>') == 1 + len(rows)
-    from eac_fastai.figures import ablation_figure
+    from eac_fastai.analysis.figures import ablation_figure
     fig = ablation_figure(pd.DataFrame(rows))
     ax = fig.axes[0]
     assert ax.get_xlabel() == 'eac.lam' and len(ax.lines) == 2                                 # one line per noise level

@@ -4,11 +4,12 @@ from pathlib import Path
 import pandas as pd, pytest, torch
 from fastai.callback.core import Callback
 from typer.testing import CliRunner
-from eac_fastai.checkpoint import RESUME
+from eac_fastai.training.checkpoint import RESUME
 from eac_fastai.cli import app
-from eac_fastai.recipe import load_recipe
-from eac_fastai.train import load_run, resume_run, train_recipe
-from eac_fastai.weights import load_torch_file
+from eac_fastai.training.recipe import load_recipe
+from eac_fastai.training.runs import load_run
+from eac_fastai.training.fit import resume_run, train_recipe
+from eac_fastai.models.weights import load_torch_file
 
 RECIPE = ("method: {method}\nseed: 0\ndata: {{demo: {{n_train: {n}, n_valid: 3, n_test: 2, size: 32}}, img_size: 32, bs: 16}}\n"
           "model: {{arch: resnet10_narrow}}\ntrain: {{epochs: 4, lr: 2.0e-3, schedule: one_cycle, device: cpu}}\n")

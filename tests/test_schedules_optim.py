@@ -1,7 +1,7 @@
 "Schedules (per-epoch exp and cosine as torch steps them, fastai's one-cycle) and torch-Adam semantics."
 import pytest, torch
-from eac_fastai.learner import eac_learner
-from eac_fastai.schedules import fit_with_schedule, step_cos, step_exp
+from eac_fastai.models.learner import eac_learner
+from eac_fastai.training.schedules import fit_with_schedule, step_cos, step_exp
 
 def test_step_functions_match_torch_schedulers():
     n = 6

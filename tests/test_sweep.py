@@ -5,9 +5,9 @@ import pandas as pd, pytest
 from typer.testing import CliRunner
 from eac_fastai.cli import app
 from eac_fastai.errors import UserError
-from eac_fastai.recipe import RecipeError
-from eac_fastai.sweep import parse_grid, sweep_plan
-from eac_fastai.table import PAPER_TABLE1, collect_runs, results_table
+from eac_fastai.training.recipe import RecipeError
+from eac_fastai.training.sweep import parse_grid, sweep_plan
+from eac_fastai.analysis.table import PAPER_TABLE1, collect_runs, results_table
 
 QUICK = Path(__file__).parent.parent/'recipes'/'quickstart.yaml'
 TINY = ['data.demo={n_train: 3, n_valid: 2, n_test: 1, size: 32}', 'data.img_size=32', 'data.bs=8', 'train.epochs=2',
@@ -49,7 +49,7 @@ def test_sweep_then_table(settings_file, tmp_path):
     r = CliRunner().invoke(app, ['report', str(sweep)])
     page = (sweep/'report.html').read_text()
     assert r.exit_code == 0 and 'Accuracy and memorisation' in page and page.count('<img') == 2
-    from eac_fastai.figures import runs_curves_figure
+    from eac_fastai.analysis.figures import runs_curves_figure
     fig = runs_curves_figure({m: pd.read_csv(Path(run)/'history.csv') for m, run in zip(df.method, df.run)})
     assert [len(ax.lines) for ax in fig.axes] == [2, 4]                       # accuracy; as given and as clean, per run
     r = CliRunner().invoke(app, ['table', str(tmp_path/'runs'), '--csv', str(tmp_path/'t.csv')])
@@ -84,8 +84,8 @@ def test_table_puts_the_papers_number_beside_ours(tmp_path):
 
 def test_recipe_sampler_reaches_the_dataloader(settings_file):
     from fastai.callback.data import WeightedDL
-    from eac_fastai.recipe import load_recipe
-    from eac_fastai.train import recipe_dataloaders
+    from eac_fastai.training.recipe import load_recipe
+    from eac_fastai.training.build import recipe_dataloaders
     assert isinstance(recipe_dataloaders(load_recipe(QUICK, [*TINY, 'data.sampler=balanced'])).train, WeightedDL)
     assert not isinstance(recipe_dataloaders(load_recipe(QUICK, TINY)).train, WeightedDL)
 

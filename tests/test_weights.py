@@ -3,10 +3,10 @@ import os, pickle
 import numpy as np
 import pytest, torch, torchvision
 from fastai.vision.learner import create_body
-from eac_fastai.archs import resnet50_vggface2
+from eac_fastai.models.archs import resnet50_vggface2
 from eac_fastai.errors import UserError
-from eac_fastai.learner import eac_learner
-from eac_fastai.weights import checkpoint_format, load_backbone_weights, read_state_dict
+from eac_fastai.models.learner import eac_learner
+from eac_fastai.models.weights import checkpoint_format, load_backbone_weights, read_state_dict
 
 def body_matches(learn, sd):
     ref = torchvision.models.resnet18(); ref.load_state_dict(sd)

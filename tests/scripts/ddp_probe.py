@@ -1,4 +1,4 @@
-"""Run by tests/test_distributed.py under torchrun: one process of a 2-process fit through `eac_fastai.distributed`.
+"""Run by tests/test_distributed.py under torchrun: one process of a 2-process fit through `eac_fastai.training.distributed`.
 
 Writes `OUT/rank<R>.json`: the training steps this process took, the training images it drew, and a fingerprint of
 its parameters before and after the fit."""
@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 from fastai.callback.core import Callback
 from fastai.torch_core import rank_distrib
-from eac_fastai.distributed import distributed
-from eac_fastai.recipe import load_recipe
-from eac_fastai.train import recipe_dataloaders, recipe_learner
+from eac_fastai.training.distributed import distributed
+from eac_fastai.training.recipe import load_recipe
+from eac_fastai.training.build import recipe_dataloaders, recipe_learner
 
 class Probe(Callback):
     "Count this process's optimizer steps and record which training images its batches held."

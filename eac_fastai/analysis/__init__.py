@@ -1,0 +1,1 @@
+"What a finished run shows: outputs, memorisation, label issues, figures, reports, tables, predictions."

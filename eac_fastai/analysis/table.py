@@ -1,0 +1,102 @@
+"""Finished runs laid out like the supplementary's Table 1, with the paper's numbers beside ours.
+
+A run is a folder with `metrics.json` and `recipe.yaml`. Its table cell: the recipe's method; `pretrained` when
+`model.weights` is set, else `scratch`; the measured training-label noise to the nearest 5% (or the `noise` tag);
+the `dataset` tag (a matrix cell's) or the data CSV's folder. Runs of one cell whose recipes differ in more than
+their `seed` (a sweep's values, command-line overrides) are kept apart as `variant`s named by the differing keys,
+each beside the paper's number for the cell; runs that differ only in their seed are averaged."""
+import json
+from pathlib import Path
+import pandas as pd, yaml
+from ..errors import UserError
+
+__all__ = ['PAPER_TABLE1', 'PAPER_AC_RAFDB_30', 'METHOD_ORDER', 'DATASET_ORDER', 'collect_runs', 'results_table']
+
+_T1 = """baseline 1 10 81.01 83.29 57.24
+scn 1 10 82.15 84.99 58.60
+rul 1 10 86.17 86.93 60.54
+eac 1 10 88.02 87.03 61.11
+baseline 1 20 77.98 82.34 55.89
+scn 1 20 79.79 83.35 57.51
+rul 1 20 84.32 85.05 59.01
+eac 1 20 86.05 86.07 60.29
+baseline 1 30 75.50 79.77 52.16
+scn 1 30 77.45 82.20 54.60
+rul 1 30 82.06 83.90 56.93
+eac 1 30 84.42 85.44 58.91
+baseline 0 10 62.55 77.87 44.73
+scn 0 10 70.25 78.83 46.29
+rul 0 10 70.75 80.62 48.53
+eac 0 10 73.36 82.59 51.43
+baseline 0 20 56.77 71.98 41.37
+scn 0 20 65.95 74.16 42.46
+rul 0 20 68.84 78.96 46.04
+eac 0 20 71.21 80.55 48.97
+baseline 0 30 49.70 69.34 38.47
+scn 0 30 62.43 72.71 40.89
+rul 0 30 66.92 76.92 44.77
+eac 0 30 68.20 78.07 47.60"""
+PAPER_TABLE1 = {(m, 'pretrained' if p == '1' else 'scratch', int(n), d): float(v)
+                for m, p, n, *vs in (l.split() for l in _T1.splitlines()) for d, v in zip(('rafdb', 'ferplus', 'affectnet'), vs)}
+"The supplementary's Table 1, test accuracy (%), keyed by (method, init, noise %, dataset)."
+PAPER_AC_RAFDB_30 = 78.29
+"Attention Consistency on RAF-DB with 30% noise, pretrained ResNet-18 (supplementary §6)."
+
+def _paper(method, init, noise, dataset):
+    if (method, init, noise, dataset) == ('ac', 'pretrained', 30, 'rafdb'): return PAPER_AC_RAFDB_30
+    return PAPER_TABLE1.get((method, init, noise, dataset))
+
+METHOD_ORDER, DATASET_ORDER = ('baseline', 'ac', 'scn', 'rul', 'eac'), ('rafdb', 'ferplus', 'affectnet')
+
+def _read_run(d:Path) -> dict:
+    "The table cell and accuracies (%) of the finished run in `d`."
+    try: m, r = json.loads((d/'metrics.json').read_text()), yaml.safe_load((d/'recipe.yaml').read_text())
+    except (OSError, ValueError, yaml.YAMLError) as e: raise UserError(f"{d}: not a finished run ({type(e).__name__}: {e})") from None
+    need = ('last5_mean_accuracy', 'final_accuracy', 'best_accuracy')
+    if not (isinstance(m, dict) and isinstance(r, dict) and all(isinstance(m.get(k), (int, float)) for k in need)):
+        raise UserError(f"{d}: metrics.json needs {', '.join(need)} and recipe.yaml a recipe; is it an eac-fastai run folder?")
+    tags, data, model = r.get('tags') or {}, r.get('data') or {}, r.get('model') or {}
+    if m.get('train_noise_rate') is not None: noise = 5*round(20*m['train_noise_rate'])      # measured, to the nearest 5%
+    else: noise = int(''.join(c for c in str(tags['noise']) if c.isdigit()) or 0) if 'noise' in tags else None
+    dataset = tags.get('dataset') or (Path(data['csv']).parent.name or Path(data['csv']).stem if data.get('csv') else 'demo')
+    recipe = {k: v for k, v in _flat(r).items() if k != 'seed' and not k.startswith('tags.')}
+    return dict(run=str(d), dataset=dataset, method=r.get('method', 'eac'), noise=noise,
+                init='pretrained' if model.get('weights') else 'scratch', recipe=recipe,
+                **{k.split('_')[0]: 100*m[k] for k in need}, epochs=m.get('epochs'))
+
+def _flat(d:dict, prefix='') -> dict:
+    "A nested dict as `{dotted key: value}`."
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v: out.update(_flat(v, f'{prefix}{k}.'))
+        else: out[f'{prefix}{k}'] = v
+    return out
+
+def _variants(recipes:list[dict]) -> list[str]:
+    "For the recipes of one table cell: each one's values of the keys on which they differ ('' when all agree)."
+    keys = sorted({k for r in recipes for k in r if len({repr(x.get(k)) for x in recipes}) > 1})
+    return [' '.join(f'{k}={r.get(k)}' for k in keys) for r in recipes]
+
+def collect_runs(paths) -> pd.DataFrame:
+    "One row per finished run found in `paths` (run folders, or folders searched for them)."
+    dirs = []
+    for p in map(Path, paths):
+        if not p.exists(): raise UserError(f"{p}: no such run folder")
+        dirs += [p] if (p/'metrics.json').is_file() else sorted(f.parent for f in p.rglob('metrics.json'))
+    if not dirs: raise UserError(f"no finished run (a folder with metrics.json) in {', '.join(map(str, paths))}")
+    runs = pd.DataFrame([_read_run(d) for d in dirs])
+    runs['variant'] = ''
+    for _, g in runs.groupby(['init', 'noise', 'method', 'dataset'], dropna=False):
+        runs.loc[g.index, 'variant'] = _variants(list(g.recipe))
+    return runs.drop(columns='recipe')
+
+def results_table(runs:pd.DataFrame) -> pd.DataFrame:
+    """Mean last-5 accuracy (%) per (init, noise, method, variant, dataset) cell with the number of runs and the paper's
+    number, in the paper's order: pretrained first, noise up, baseline … EAC, RAF-DB, FERPlus, AffectNet."""
+    g = runs.groupby(['init', 'noise', 'method', 'variant', 'dataset'], dropna=False)
+    out = g.agg(last5=('last5', 'mean'), final=('final', 'mean'), best=('best', 'mean'), runs=('run', 'size')).reset_index()
+    out['paper'] = [_paper(m, i, n, d) for m, i, n, d in zip(out.method, out.init, out.noise, out.dataset)]
+    out['diff'] = out.last5 - out.paper.astype(float)
+    rank = lambda order: lambda s: s.map(lambda v: (order.index(v), '') if v in order else (len(order), str(v)))
+    keys = dict(init=rank(('pretrained', 'scratch')), method=rank(METHOD_ORDER), dataset=rank(DATASET_ORDER))
+    return out.sort_values(['init', 'noise', 'method', 'variant', 'dataset'], key=lambda s: keys[s.name](s) if s.name in keys else s).reset_index(drop=True)

@@ -1,0 +1,48 @@
+"The `eac-fastai` app: its callback (--version), the options several commands share, and one-line user errors."
+import warnings
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Optional
+import typer
+from rich.console import Console
+from ..errors import UserError
+from ..files import check_output_dir
+
+__all__ = ['user_errors', 'new_output']
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False, add_completion=False)
+console, err_console = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
+warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)  # fastai's import
+
+def user_errors(f):
+    "Report a `UserError` as one red line on stderr and exit with code 2, without a traceback."
+    @wraps(f)
+    def wrapper(*args, **kwargs):
+        try: return f(*args, **kwargs)
+        except UserError as e:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2)
+    return wrapper
+
+def new_output(path:Path, overwrite:bool) -> Path:
+    "`path` when it may be written: it does not exist (or `overwrite`) and its folder can be made; else a `UserError`."
+    if path.exists() and not overwrite: raise UserError(f"{path}: already exists; pass --overwrite or choose another -o")
+    check_output_dir(path.parent)
+    return path
+
+def _version(value:bool):
+    if value:
+        from .. import __version__
+        console.print(f"eac-fastai {__version__}"); raise typer.Exit()
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option('--version', callback=_version, is_eager=True,
+                                               help="print the version and exit")] = False):
+    "EAC (Erasing Attention Consistency) for noisy-label facial expression recognition, on fastai."
+
+RecipeArg = Annotated[str, typer.Argument(help="recipe YAML file, or FILE#cell of a matrix recipe")]
+Overrides = Annotated[Optional[list[str]], typer.Argument(help="overrides: key.sub=value (YAML-typed), ~key.sub to delete")]
+OutOpt = Annotated[Optional[Path], typer.Option('--out', help="parent of the run directory (default: settings.ini's runs)")]
+CheckpointOpt = Annotated[str, typer.Option(help="the run's model: last (the final epoch's) or best (best evaluation accuracy)")]
+OutputOpt = Annotated[Path, typer.Option('-o', '--output', help="CSV to write; image paths are relative to its folder")]
+OverwriteOpt = Annotated[bool, typer.Option(help="replace an existing output")]

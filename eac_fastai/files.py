@@ -1,0 +1,47 @@
+"Files written safely: output folders checked before any work, and atomic writes (a kill never leaves half a file)."
+import os, tempfile
+from contextlib import contextmanager
+from pathlib import Path
+import torch
+from .errors import UserError
+
+__all__ = ['check_output_dir', 'atomic_path', 'write_atomic', 'save_atomic']
+
+def check_output_dir(path, what:str='output folder') -> Path:
+    "`path` if it is, or can be created as, a writable folder; else a `UserError` saying why (checked before any work)."
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir(): raise UserError(f"{what} {path}: {existing} is a file, not a folder; choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK): raise UserError(f"{what} {path}: {existing} is not writable")
+    return path
+
+@contextmanager
+def atomic_path(path):
+    "A temporary path beside `path`, renamed to `path` when the block succeeds: readers never see half a file."
+    path = Path(path)
+    if path.is_dir(): raise UserError(f"{path}: is a folder; give a file name")
+    check_output_dir(path.parent).mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())              # as a plain open() would create it (mkstemp makes it private)
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp): os.remove(tmp)
+
+def _write_synced(path, write, mode:str):
+    "Open `path` in `mode`, `write(file)`, and flush it to disk."
+    with open(path, mode) as f: write(f); f.flush(); os.fsync(f.fileno())
+
+def write_atomic(path, text:str):
+    "Write `text` to `path` through a temporary file and a rename, so readers never see half a file."
+    with atomic_path(path) as tmp: _write_synced(tmp, lambda f: f.write(text), 'w')
+
+def save_atomic(obj, path):
+    "`torch.save(obj)` to `path` through a temporary file and a rename: a kill never leaves half a checkpoint."
+    with atomic_path(path) as tmp: _write_synced(tmp, lambda f: torch.save(obj, f), 'wb')
+
+def _umask() -> int:
+    mask = os.umask(0); os.umask(mask)
+    return mask

@@ -1,0 +1,17 @@
+"""Training methods as fastai callbacks, and the registry of their names: a method is one module (its settings section
+beside its callback) plus one line in `METHODS`; the recipe schema, its reference and the learner read it from there."""
+from .base import AugmentCallback
+from .ac import ACCallback
+from .eac import EACCallback
+from .rul import RULCallback
+from .scn import SCNCallback
+
+__all__ = ['METHODS', 'method_callback']
+
+METHODS = {'baseline': AugmentCallback,                # CE with the same augmentation
+           'eac': EACCallback, 'ac': ACCallback, 'scn': SCNCallback, 'rul': RULCallback}
+
+def method_callback(method:str='eac', **kwargs):
+    "The training callback of `method` (a name in `METHODS`), built with `kwargs` (augmentation and settings)."
+    if method not in METHODS: raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return METHODS[method](**kwargs)

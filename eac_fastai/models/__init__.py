@@ -1,0 +1,1 @@
+"Backbones, pretrained weights and the learner."

@@ -1,0 +1,64 @@
+"From a recipe to objects: where its data is, its DataLoaders, its method callback and its learner."
+from dataclasses import dataclass
+from pathlib import Path
+import torch
+from fastai.metrics import AccumMetric, accuracy
+from ..data.core import label_dataloaders
+from ..data.demo import DemoSpec, demo_dataset
+from ..errors import UserError
+from ..methods import method_callback
+from ..models.learner import eac_learner
+from ..settings import Settings, load_settings
+from .distributed import is_distributed
+from .schema import Recipe
+
+__all__ = ['DataSource', 'resolve_data', 'recipe_dataloaders', 'recipe_method', 'recipe_learner', 'check_distributable']
+
+@dataclass
+class DataSource:
+    "Where a recipe's label CSV and images are."
+    csv: Path
+    root: Path
+
+def resolve_data(recipe:Recipe, settings:Settings, create:bool=True) -> DataSource:
+    "The recipe's CSV and image root, paths resolved through `settings`; the demo data is generated when `create`."
+    d = recipe.data
+    if d.demo is not None:
+        csv = demo_dataset(settings.data, DemoSpec(**d.demo.model_dump()), create)
+    else: csv = settings.data_path(d.csv)
+    return DataSource(csv, settings.data_path(d.root) if d.root else csv.parent)
+
+def _device(name:str) -> torch.device:
+    if name == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if name == 'cuda' and not torch.cuda.is_available(): raise UserError("train.device=cuda but no CUDA device is available; use auto or cpu")
+    return torch.device(name)
+
+def recipe_dataloaders(recipe:Recipe, settings:Settings|None=None, device=None):
+    "fastai DataLoaders for the recipe's data section."
+    d, src = recipe.data, resolve_data(recipe, settings or load_settings())
+    return label_dataloaders(src.csv, src.root, d.classes, d.valid_split, d.img_size, d.bs, d.num_workers, d.drop_last,
+                             stats=(list(d.mean), list(d.std)), device=device or _device(recipe.train.device),
+                             balanced=d.sampler == 'balanced', cache=d.cache)
+
+def recipe_method(recipe:Recipe):
+    "The training callback of the recipe's method, with its section's settings and the augmentation."
+    a, section = recipe.augment, getattr(recipe, recipe.method, None)
+    return method_callback(recipe.method, erase=a.erase, basic=a.basic, crop=a.crop, **({'flip': a.flip} if a.flip else {}),
+                           **(section.model_dump() if section is not None else {}))
+
+def recipe_learner(recipe:Recipe, dls, settings:Settings|None=None, path='.'):
+    "The recipe's `eac_learner` on `dls`, pretrained weights resolved through `settings`, precision applied."
+    settings = settings or load_settings()
+    m, t = recipe.model, recipe.train
+    learn = eac_learner(dls, m.arch, recipe_method(recipe), settings.weights_path(m.weights) if m.weights else None,
+                        opt=t.opt, wd=t.wd, wd_bn_bias=t.wd_bn_bias, path=path,
+                        metrics=AccumMetric(accuracy, flatten=False) if is_distributed() else accuracy)   # over the gathered predictions
+    if t.channels_last: learn.to_channelslast(use_amp=False)
+    if t.precision != 'fp32':
+        if dls.device.type != 'cuda': raise UserError(f"train.precision={t.precision} needs a CUDA device; use fp32 on {dls.device.type}")
+        learn.to_fp16() if t.precision == 'fp16' else learn.to_bf16()
+    return learn
+
+def check_distributable(recipe:Recipe):
+    "A `UserError` when `recipe` cannot train in several processes."
+    if recipe.method == 'scn': raise UserError("method scn cannot train in several processes yet: its relabels live in each process; use one")
