@@ -1,0 +1,1 @@
+"Noisy-label data: CSV reading and checks, DataLoaders, augmentation, label noise, the demo faces, dataset converters."
