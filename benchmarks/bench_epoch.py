@@ -34,7 +34,8 @@ class Faces(torch.utils.data.Dataset):
         df, _ = read_label_csv(csv, classes)
         df = df[df.split == 'train']
         self.paths, self.y = [Path(csv).parent/p for p in df.image], [classes.index(l) for l in df.label]
-        self.size, self.mean, self.std = size, torch.tensor([0.485, 0.456, 0.406])[:, None, None], torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+        self.size, self.mean, self.std = (size, torch.tensor([0.485, 0.456, 0.406])[:, None, None],
+                                          torch.tensor([0.229, 0.224, 0.225])[:, None, None])
     def __len__(self): return len(self.paths)
     def __getitem__(self, i):
         im = Image.open(self.paths[i]).convert('RGB').resize((self.size, self.size), Image.BILINEAR)
@@ -84,12 +85,15 @@ def main():
               'data pipeline ÷ training throughput': med['pipeline']/train_ips,
               'cached data pipeline ÷ training throughput': med['cached']/train_ips,
               'cached ÷ decoding data pipeline': med['cached']/med['pipeline']}
-    print(f"{n} training images of 100 px → {a.size} px, batch {a.bs}, {a.threads} thread(s), {a.repeats} repeats; torch {torch.__version__}")
+    print(f"{n} training images of 100 px → {a.size} px, batch {a.bs}, {a.threads} thread(s), {a.repeats} repeats; "
+          f"torch {torch.__version__}")
     print(f"data pipeline alone  {med['pipeline']:8.1f} images/s")
-    print(f"cached pipeline      {med['cached']:8.1f} images/s (decoding {len(cached_dls.train_ds) + len(cached_dls.valid_ds)} images once: {cache_seconds:.2f} s)")
+    print(f"cached pipeline      {med['cached']:8.1f} images/s "
+          f"(decoding {len(cached_dls.train_ds) + len(cached_dls.valid_ds)} images once: {cache_seconds:.2f} s)")
     print(f"fastai CE epoch      {med['fastai_ce']:8.2f} s  ({train_ips:.1f} images/s)")
     print(f"plain PyTorch epoch  {med['plain_ce']:8.2f} s")
     for k, r in ratios.items(): print(f"{k:<44} {r:6.2f}")
-    if a.json: a.json.write_text(json.dumps(dict(args={k: str(v) for k, v in vars(a).items()}, median=med, ratios=ratios, cache_seconds=cache_seconds, samples=res), indent=2))
+    if a.json: a.json.write_text(json.dumps(dict(args={k: str(v) for k, v in vars(a).items()}, median=med,
+                                                 ratios=ratios, cache_seconds=cache_seconds, samples=res), indent=2))
 
 if __name__ == '__main__': main()

@@ -40,7 +40,8 @@ def main():
     p.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda'])
     p.add_argument('--precision', default='bf16', choices=['fp32', 'bf16', 'fp16'])
     p.add_argument('--channels-last', action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument('--cache', action=argparse.BooleanOptionalAction, default=True, help='data.cache: decode each image once')
+    p.add_argument('--cache', action=argparse.BooleanOptionalAction, default=True,
+                   help='data.cache: decode each image once')
     p.add_argument('--num-workers', type=int, default=0, help='data.num_workers (without the cache: decoding workers)')
     p.add_argument('--json', type=Path, default=None)
     a = p.parse_args()
@@ -49,24 +50,29 @@ def main():
     recipe = load_recipe(REPO/'recipes'/'rafdb_eac_r18.yaml', [
         'data.csv=null', f'data.demo={json.dumps(demo)}', 'data.classes=null', 'model.weights=null',
         f'data.cache={str(a.cache).lower()}', f'data.num_workers={a.num_workers}', f'train.epochs={a.epochs}',
-        f'train.device={a.device}', f'train.precision={a.precision}', f'train.channels_last={str(a.channels_last).lower()}'])
+        f'train.device={a.device}', f'train.precision={a.precision}',
+        f'train.channels_last={str(a.channels_last).lower()}'])
     t = time.perf_counter()
     dls = recipe_dataloaders(recipe)
     setup = time.perf_counter() - t
     learn, timer = recipe_learner(recipe, dls), PhaseTimer()
     tr = recipe.train
-    with learn.no_bar(), learn.no_logging(): fit_with_schedule(learn, tr.schedule, tr.epochs, tr.lr, tr.gamma, cbs=[timer])
+    with learn.no_bar(), learn.no_logging():
+        fit_with_schedule(learn, tr.schedule, tr.epochs, tr.lr, tr.gamma, cbs=[timer])
     epochs = [t + v for t, v in zip(timer.train, timer.valid)]
     steady = epochs[1:] or epochs
     n_tr, n_va = len(dls.train_ds), len(dls.valid_ds)
-    res = dict(device=str(dls.device), gpu=torch.cuda.get_device_name(dls.device) if dls.device.type == 'cuda' else None,
-               precision=a.precision, channels_last=a.channels_last, cache=a.cache, n_train=n_tr, n_test=n_va, setup_seconds=setup,
-               train_seconds=timer.train, valid_seconds=timer.valid,
+    res = dict(device=str(dls.device),
+               gpu=torch.cuda.get_device_name(dls.device) if dls.device.type == 'cuda' else None,
+               precision=a.precision, channels_last=a.channels_last, cache=a.cache, n_train=n_tr, n_test=n_va,
+               setup_seconds=setup, train_seconds=timer.train, valid_seconds=timer.valid,
                train_images_per_s=n_tr/statistics.median(timer.train[1:] or timer.train),
                valid_images_per_s=n_va/statistics.median(timer.valid[1:] or timer.valid),
-               projected_60_epochs_minutes=60*statistics.median(steady)*RAFDB['train']/n_tr/60)   # 60 epochs, at RAF-DB's size, in minutes
-    print(f"EAC ResNet-18 224 px batch {recipe.data.bs} on {res['gpu'] or res['device']}: {a.precision}, channels_last {a.channels_last}, "
-          f"cache {a.cache}; {n_tr} train / {n_va} test images (data ready in {setup:.1f} s); torch {torch.__version__}")
+               # 60 epochs, at RAF-DB's size, in minutes
+               projected_60_epochs_minutes=60*statistics.median(steady)*RAFDB['train']/n_tr/60)
+    print(f"EAC ResNet-18 224 px batch {recipe.data.bs} on {res['gpu'] or res['device']}: {a.precision}, "
+          f"channels_last {a.channels_last}, cache {a.cache}; {n_tr} train / {n_va} test images "
+          f"(data ready in {setup:.1f} s); torch {torch.__version__}")
     for i, (t, v) in enumerate(zip(timer.train, timer.valid)): print(f"epoch {i}: train {t:7.2f} s  test {v:6.2f} s")
     print(f"training {res['train_images_per_s']:.0f} images/s · test {res['valid_images_per_s']:.0f} images/s · "
           f"the 60-epoch recipe projected at RAF-DB size: {res['projected_60_epochs_minutes']:.1f} min")

@@ -13,14 +13,16 @@ Variants (one optimizer step each; the data is already in memory, so only the st
 - `fastai_ce`:   eac-fastai's learner, method baseline (CE + the same batch augmentation: noise, erasing)
 - `fastai_bare`: the same without augmentation (fastai's overhead over `plain_ce`)
 - `fastai_eac`:  eac-fastai's learner, method eac (two forward calls, einsum CAM, torch.flip)
-- `fastai_eac_bare`: the same without augmentation (like-for-like with `official`, whose augmentation is not in its step)
+- `fastai_eac_bare`: the same without augmentation (like-for-like with `official`, whose augmentation is not in
+                 its step)
 - `fastai_eac1`: `fastai_eac` with `one_forward=True` (one call over both views, BatchNorm per view)
 - `fastai_eac_cl`: `fastai_eac` in channels_last memory format (fastai's `ChannelsLast`; `train.channels_last`)
 - `fastai_eac_bf16`, `fastai_eac_fp16`: `fastai_eac` in mixed precision (fastai's `MixedPrecision`), CUDA only
 - `official`:    plain PyTorch written as the official EAC step (EAC_SPEC §7): two forwards, the CAM as a broadcast
                  product N×K×C×H×W summed over C, the flip by `grid_sample`, torch Adam; its augmentation runs in the
                  official DataLoader workers, so it is not in this step, while eac-fastai's batch augmentation is
-- `plain_ce`:    plain PyTorch CE step with the same model and optimizer (what fastai's own overhead is measured against)
+- `plain_ce`:    plain PyTorch CE step with the same model and optimizer (what fastai's own overhead is measured
+                 against)
 """
 import argparse, json, statistics, time
 from pathlib import Path
@@ -53,21 +55,26 @@ StepTimer.after_batch.order = 1000
 def peak_memory(run, device) -> int:
     "Peak bytes allocated while `run()` runs, above what was allocated when it started."
     if device.type == 'cuda':
-        torch.cuda.synchronize(device); torch.cuda.reset_peak_memory_stats(device); base = torch.cuda.memory_allocated(device)
+        torch.cuda.synchronize(device); torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
         run(); torch.cuda.synchronize(device)
         return torch.cuda.max_memory_allocated(device) - base
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof: run()
-    now = top = 0                                      # allocations are booked on the op that makes them, frees as [memory] events
+    # allocations are booked on the op that makes them, frees as [memory] events
+    now = top = 0
     for e in sorted(prof.events(), key=lambda e: e.time_range.start):
         now += e.self_cpu_memory_usage; top = max(top, now)
     return top
 
 def fastai_variant(method, x, y, bs, steps, channels_last=False, precision='fp32', **kwargs):
-    "A function running `steps` training batches of eac-fastai's learner with `method`; returns their (wall, cpu) times."
+    """A function running `steps` training batches of eac-fastai's learner with `method`; returns their (wall, cpu)
+    times."""
     items = [(x[i % len(x)], y[i % len(y)]) for i in range(bs*steps)]
-    dls = DataLoaders(TfmdDL(items, bs=bs, shuffle=False, after_batch=[], num_workers=0), TfmdDL(items[:bs], bs=bs, after_batch=[], num_workers=0), device=x.device)
+    dls = DataLoaders(TfmdDL(items, bs=bs, shuffle=False, after_batch=[], num_workers=0),
+                      TfmdDL(items[:bs], bs=bs, after_batch=[], num_workers=0), device=x.device)
     timer = StepTimer()
-    learn = eac_learner(dls, 'resnet18', method=method, n_out=7, metrics=[], cbs=[timer], **kwargs)          # fit moves the model to dls.device
+    # fit moves the model to dls.device
+    learn = eac_learner(dls, 'resnet18', method=method, n_out=7, metrics=[], cbs=[timer], **kwargs)
     if channels_last: learn.to_channelslast(use_amp=False)
     if precision != 'fp32': learn.to_fp16() if precision == 'fp16' else learn.to_bf16()
     def run():
@@ -153,34 +160,41 @@ def main():
     if device.type == 'cuda':
         variants.update(fastai_eac_bf16=fastai_variant('eac', x, y, a.bs, n, precision='bf16'),
                         fastai_eac_fp16=fastai_variant('eac', x, y, a.bs, n, precision='fp16'))
-    reps = {k: [] for k in variants}                                     # per repeat, the (wall, cpu) of each timed step
+    # per repeat, the (wall, cpu) of each timed step
+    reps = {k: [] for k in variants}
     for _ in range(a.repeats):
-        for k, run in variants.items(): reps[k].append(run()[1:])          # alternating; the first step of each is warm-up
+        # alternating; the first step of each is warm-up
+        for k, run in variants.items(): reps[k].append(run()[1:])
     times = {k: [s for r in v for s in r] for k, v in reps.items()}
-    med = {k: dict(wall=statistics.median(t for t, _ in v), cpu=statistics.median(c for _, c in v)) for k, v in times.items()}
+    med = {k: dict(wall=statistics.median(t for t, _ in v), cpu=statistics.median(c for _, c in v))
+           for k, v in times.items()}
     peak = {k: peak_memory(run, device) for k, run in variants.items()}
     pairs = {'EAC ÷ CE (eac-fastai)': ('fastai_eac', 'fastai_ce'),
              'EAC eac-fastai ÷ official pattern': ('fastai_eac', 'official'),
              'EAC eac-fastai ÷ official pattern (no aug)': ('fastai_eac_bare', 'official'),
              'EAC one forward ÷ two forward calls': ('fastai_eac1', 'fastai_eac'),
              'EAC channels_last ÷ contiguous': ('fastai_eac_cl', 'fastai_eac'),
-             **{f'EAC {pr} ÷ fp32': (f'fastai_eac_{pr}', 'fastai_eac') for pr in ('bf16', 'fp16') if f'fastai_eac_{pr}' in variants},
+             **{f'EAC {pr} ÷ fp32': (f'fastai_eac_{pr}', 'fastai_eac')
+                for pr in ('bf16', 'fp16') if f'fastai_eac_{pr}' in variants},
              'official EAC ÷ plain CE': ('official', 'plain_ce'),
              'CE step eac-fastai ÷ plain PyTorch (no aug)': ('fastai_bare', 'plain_ce')}
     wall = lambda steps: statistics.median(t for t, _ in steps)
     ratios = {k: med[n]['wall']/med[d]['wall'] for k, (n, d) in pairs.items()}
-    spread = {k: [wall(rn)/wall(rd) for rn, rd in zip(reps[n], reps[d])] for k, (n, d) in pairs.items()}   # the same ratio, repeat by repeat
+    # the same ratio, repeat by repeat
+    spread = {k: [wall(rn)/wall(rd) for rn, rd in zip(reps[n], reps[d])] for k, (n, d) in pairs.items()}
     ratios['peak memory: EAC eac-fastai ÷ official pattern'] = peak['fastai_eac']/peak['official']
     h = w = (a.size + 31)//32
     mem = cam_bytes(a.bs, 7, 512, h, w)
-    print(f"ResNet-18, {a.size} px, batch {a.bs}, {a.device}, {a.threads} thread(s), {a.repeats}×{a.steps} timed steps per variant; "
-          f"torch {torch.__version__}")
+    print(f"ResNet-18, {a.size} px, batch {a.bs}, {a.device}, {a.threads} thread(s), "
+          f"{a.repeats}×{a.steps} timed steps per variant; torch {torch.__version__}")
     print(f"{'variant':<16} {'wall s/step':>12} {'cpu s/step':>11} {'peak MiB':>9}")
     for k, m in med.items(): print(f"{k:<16} {m['wall']:>12.4f} {m['cpu']:>11.3f} {peak[k]/2**20:>9.0f}")
     print(f"{'ratio (of medians)':<48} {'all':>6}   per repeat")
     for k, r in ratios.items(): print(f"{k:<48} {r:6.2f}   {' '.join(f'{v:.2f}' for v in spread.get(k, []))}")
-    print(f"CAM intermediate per view (computed): official {mem['official']/2**20:.1f} MiB, eac-fastai {mem['eac_fastai']/2**20:.3f} MiB")
-    if a.json: a.json.write_text(json.dumps(dict(args=vars(a) | dict(json=str(a.json)), median=med, peak_bytes=peak, ratios=ratios, ratios_per_repeat=spread,
-                                                   cam_bytes=mem, torch=torch.__version__, samples=times), indent=2))
+    print(f"CAM intermediate per view (computed): official {mem['official']/2**20:.1f} MiB, "
+          f"eac-fastai {mem['eac_fastai']/2**20:.3f} MiB")
+    if a.json: a.json.write_text(json.dumps(dict(args=vars(a) | dict(json=str(a.json)), median=med, peak_bytes=peak,
+                                                 ratios=ratios, ratios_per_repeat=spread,
+                                                 cam_bytes=mem, torch=torch.__version__, samples=times), indent=2))
 
 if __name__ == '__main__': main()

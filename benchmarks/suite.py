@@ -21,7 +21,8 @@ def benchmarks(cpu:bool, cuda:bool) -> dict[str, list[str]]:
     "Name → script and arguments of each benchmark to run."
     jobs = {}
     if cpu: jobs.update(step_cpu=['bench_step.py'], epoch_cpu=['bench_epoch.py'])
-    if cuda: jobs.update(step_cuda=['bench_step.py', '--device', 'cuda', '--size', '224', '--bs', '64', '--steps', '10'],
+    if cuda: jobs.update(step_cuda=['bench_step.py', '--device', 'cuda', '--size', '224', '--bs', '64',
+                                    '--steps', '10'],
                          rafdb_bf16=['bench_rafdb_epoch.py', '--precision', 'bf16'],
                          rafdb_fp32=['bench_rafdb_epoch.py', '--precision', 'fp32', '--no-channels-last'])
     return jobs
@@ -36,17 +37,21 @@ def main():
     if not jobs: sys.exit("nothing to run: --skip-cpu and no CUDA device")
     folder = a.out/f"bench-suite-{datetime.now():%Y%m%d-%H%M%S}"
     folder.mkdir(parents=True)
-    print(f"{len(jobs)} benchmarks ({'CPU and CUDA' if cuda and not a.skip_cpu else 'CUDA' if cuda else 'CPU only: no CUDA device'}) → {folder}", flush=True)
+    print(f"{len(jobs)} benchmarks "
+          f"({'CPU and CUDA' if cuda and not a.skip_cpu else 'CUDA' if cuda else 'CPU only: no CUDA device'}) "
+          f"→ {folder}", flush=True)
     failed = []
     for name, (script, *args) in jobs.items():
         t0 = time.time()
         print(f"\n## {name}: {script} {' '.join(args)}", flush=True)
         r = subprocess.run([sys.executable, str(HERE/script), *args, '--json', str(folder/f'{name}.json')],
                            capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS='ignore'))
-        (folder/f'{name}.txt').write_text(r.stdout)                      # the table; the torch profiler's log lines go to stderr
+        # the table; the torch profiler's log lines go to stderr
+        (folder/f'{name}.txt').write_text(r.stdout)
         if r.stderr: (folder/f'{name}.stderr.txt').write_text(r.stderr)
         print(r.stdout.rstrip() or r.stderr[-2000:], flush=True)
-        if r.returncode: failed.append(name); print(f"FAILED (exit {r.returncode}): see {folder/(name + '.stderr.txt')}")
+        if r.returncode:
+            failed.append(name); print(f"FAILED (exit {r.returncode}): see {folder/(name + '.stderr.txt')}")
         print(f"({(time.time() - t0)/60:.1f} min)", flush=True)
     if failed: sys.exit(f"failed: {', '.join(failed)}")
 

@@ -33,11 +33,14 @@ class _Unpickler(pickle.Unpickler):
         raise _Refused(f"it names {module}.{name}, and only numpy arrays and plain Python data are loaded")
 
 def safe_load(path, encoding:str='latin1'):
-    "The object pickled in the file at `path`, which may hold only plain data and numpy arrays (`encoding` as in `pickle.load`)."
+    """The object pickled in the file at `path`, which may hold only plain data and numpy arrays (`encoding` as in
+    `pickle.load`)."""
     path = Path(path)
     if not path.is_file(): raise UserError(f"{path}: file not found{' (it is a folder)' if path.is_dir() else ''}")
     try:
         with open(path, 'rb') as f: return _Unpickler(f, encoding=encoding).load()
     except _Refused as e: raise UserError(f"{path}: refused to load: {e} (it could run code)") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not a readable pickle ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, OSError,
+            UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not a readable pickle "
+                        f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})") from None

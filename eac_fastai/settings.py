@@ -28,7 +28,8 @@ def find_settings(start:Path|None=None) -> Path|None:
     "`$EAC_FASTAI_SETTINGS`, else the first `settings.ini` with an `[eac_fastai]` section in `start` or its parents."
     if env := os.environ.get('EAC_FASTAI_SETTINGS'):
         p = Path(env).expanduser()
-        if not p.is_file(): raise UserError(f"EAC_FASTAI_SETTINGS={env}: no such file; point it at a settings.ini or unset it")
+        if not p.is_file(): raise UserError(f"EAC_FASTAI_SETTINGS={env}: no such file; "
+                                            "point it at a settings.ini or unset it")
         return p
     start = Path(start or Path.cwd()).resolve()
     for d in (start, *start.parents):
@@ -39,7 +40,8 @@ def find_settings(start:Path|None=None) -> Path|None:
 def _read(f:Path) -> configparser.ConfigParser:
     cp = configparser.ConfigParser(interpolation=None)
     try: cp.read(f, encoding='utf-8')
-    except configparser.Error as e: raise UserError(f"{f}: not a valid ini file ({e.message.splitlines()[0]})") from None
+    except configparser.Error as e:
+        raise UserError(f"{f}: not a valid ini file ({e.message.splitlines()[0]})") from None
     except (OSError, UnicodeDecodeError) as e: raise UserError(f"{f}: cannot read the settings file ({e})") from None
     return cp
 
@@ -53,6 +55,7 @@ def load_settings(start:Path|None=None) -> Settings:
     if SECTION not in cp: raise UserError(f"{f}: no [{SECTION}] section; add one with keys {', '.join(DEFAULTS)}")
     sec = cp[SECTION]
     unknown = set(sec) - set(DEFAULTS) - set(cp.defaults())
-    if unknown: raise UserError(f"{f}: unknown key(s) {', '.join(sorted(unknown))} in [{SECTION}]; known: {', '.join(DEFAULTS)}")
+    if unknown: raise UserError(f"{f}: unknown key(s) {', '.join(sorted(unknown))} in [{SECTION}]; "
+                                f"known: {', '.join(DEFAULTS)}")
     base = f.parent.resolve()
     return Settings(**{k: _under(base, sec.get(k, v)) for k,v in DEFAULTS.items()}, source=f)

@@ -8,8 +8,8 @@ page a notebook plus an index, into `--out` (default `_docs/`).
     .venv/bin/python nbs/build_docs.py                 # regenerate nbs/api/*.ipynb, execute everything, write _docs/
     .venv/bin/python nbs/build_docs.py --api-only      # only regenerate the API reference notebooks
 
-`nbs/api/<subpackage>.<module>.ipynb` are generated here from each module's `__all__` and docstrings (nbdev's `show_doc`), so the
-reference lists every public name."""
+`nbs/api/<subpackage>.<module>.ipynb` are generated here from each module's `__all__` and docstrings (nbdev's
+`show_doc`), so the reference lists every public name."""
 import argparse, html, importlib, json, os, pkgutil, tempfile
 from pathlib import Path
 from markdown_it import MarkdownIt
@@ -18,7 +18,8 @@ NBS = Path(__file__).resolve().parent
 _md = MarkdownIt('commonmark').enable('table')
 
 def _nb(cells) -> dict:
-    return dict(cells=cells, metadata=dict(kernelspec=dict(display_name='Python 3', language='python', name='python3')), nbformat=4, nbformat_minor=5)
+    return dict(cells=cells, metadata=dict(kernelspec=dict(display_name='Python 3', language='python', name='python3')),
+                nbformat=4, nbformat_minor=5)
 
 def _cell(kind:str, src:str) -> dict:
     c = dict(cell_type=kind, metadata={}, source=src)
@@ -41,7 +42,8 @@ def api_notebook(module) -> dict:
     cells = [_cell('markdown', f"# {page_name(module)}\n\n> {(module.__doc__ or '').strip().splitlines()[0]}"),
              _cell('markdown', (module.__doc__ or '').strip()),
              _cell('code', f"#| hide\nfrom nbdev.showdoc import show_doc\nimport {name}")]
-    for n in module.__all__:                           # functions and classes through show_doc; constants shown with their value
+    # functions and classes through show_doc; constants shown with their value
+    for n in module.__all__:
         if callable(getattr(module, n)): cells.append(_cell('code', f"show_doc({name}.{n})"))
         else: cells += [_cell('markdown', f"### {n}"), _cell('code', f"{name}.{n}")]
     return _nb(cells)
@@ -64,7 +66,8 @@ def _text(v) -> str: return ''.join(v) if isinstance(v, list) else v
 
 def _output_html(o:dict) -> str:
     if o.get('output_type') == 'stream': return f"<pre class='out'>{html.escape(_text(o['text']))}</pre>"
-    if o.get('output_type') == 'error': return f"<pre class='err'>{html.escape(o.get('ename', ''))}: {html.escape(o.get('evalue', ''))}</pre>"
+    if o.get('output_type') == 'error':
+        return f"<pre class='err'>{html.escape(o.get('ename', ''))}: {html.escape(o.get('evalue', ''))}</pre>"
     d = o.get('data', {})
     if 'image/png' in d: return f"<img src='data:image/png;base64,{_text(d['image/png']).strip()}'>"
     if 'text/html' in d: return _text(d['text/html'])
@@ -72,9 +75,11 @@ def _output_html(o:dict) -> str:
     if 'text/plain' in d: return f"<pre class='out'>{html.escape(_text(d['text/plain']))}</pre>"
     return ''
 
-CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.5}
-pre{background:#f6f8fa;padding:.6rem;overflow-x:auto}pre.out{background:#fff;border-left:3px solid #ddd}pre.err{color:#b00}
-img{max-width:100%}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .5rem}nav a{margin-right:1rem}"""
+CSS = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.5}\n"
+       "pre{background:#f6f8fa;padding:.6rem;overflow-x:auto}pre.out{background:#fff;border-left:3px solid #ddd}"
+       "pre.err{color:#b00}\n"
+       "img{max-width:100%}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .5rem}"
+       "nav a{margin-right:1rem}")
 
 def page(nb:dict, title:str, nav:str) -> str:
     "One executed notebook as a self-contained HTML page (cells tagged `#| hide` left out)."
@@ -83,13 +88,16 @@ def page(nb:dict, title:str, nav:str) -> str:
         src = _text(c['source'])
         if c['cell_type'] == 'markdown': parts.append(_md.render(src)); continue
         if src.startswith('#| hide'): continue
-        parts.append(f"<pre><code>{html.escape(src)}</code></pre>" + ''.join(_output_html(o) for o in c.get('outputs', [])))
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)} · eac-fastai</title><style>{CSS}</style></head>"
+        parts.append(f"<pre><code>{html.escape(src)}</code></pre>"
+                     + ''.join(_output_html(o) for o in c.get('outputs', [])))
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)} · eac-fastai</title>"
+            f"<style>{CSS}</style></head>"
             f"<body><nav>{nav}</nav>{''.join(parts)}</body></html>")
 
 def _title(nb:dict, fallback:str) -> str:
     for c in nb['cells']:
-        if c['cell_type'] == 'markdown' and _text(c['source']).startswith('# '): return _text(c['source']).splitlines()[0][2:]
+        if c['cell_type'] == 'markdown' and _text(c['source']).startswith('# '):
+            return _text(c['source']).splitlines()[0][2:]
     return fallback
 
 def build(out:Path) -> list[Path]:
@@ -110,12 +118,15 @@ def build(out:Path) -> list[Path]:
         links = [(nb.relative_to(NBS).with_suffix('.html').as_posix(), _title(d, nb.stem)) for nb, d in executed]
         for (nb, d), (href, title) in zip(executed, links):
             up = '../' * (len(Path(href).parts) - 1)
-            nav = ''.join(f"<a href='{up}{h}'>{html.escape(t)}</a>" for h, t in links if not h.startswith('api/')) + f"<a href='{up}api.html'>API reference</a>"
+            nav = (''.join(f"<a href='{up}{h}'>{html.escape(t)}</a>" for h, t in links if not h.startswith('api/'))
+                   + f"<a href='{up}api.html'>API reference</a>")
             f = out/href; f.parent.mkdir(parents=True, exist_ok=True)
             f.write_text(page(d, title, nav)); pages.append(f)
         api = ''.join(f"<li><a href='{h}'>{html.escape(t)}</a></li>" for h, t in links if h.startswith('api/'))
-        (out/'api.html').write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>API reference · eac-fastai</title>"
-                                    f"<style>{CSS}</style></head><body><h1>API reference</h1><ul>{api}</ul></body></html>")
+        (out/'api.html').write_text("<!doctype html><html><head><meta charset='utf-8'>"
+                                    "<title>API reference · eac-fastai</title>"
+                                    f"<style>{CSS}</style></head><body><h1>API reference</h1>"
+                                    f"<ul>{api}</ul></body></html>")
         pages.append(out/'api.html')
     return pages
 

@@ -13,7 +13,8 @@ def test_resnet10_narrow_gives_a_4x4_cam_at_32px(dls):
 
 @pytest.mark.parametrize('method', ['eac', 'rul'])
 def test_attention_maps_decompose_the_logit(dls, method):
-    "map summed over positions = logit(features) − logit(zero features): the CAM/HW for a linear head, exact for RUL's test head."
+    """map summed over positions = logit(features) − logit(zero features): the CAM/HW for a linear head, exact for RUL's
+    test head."""
     learn = eac_learner(dls, 'resnet18', method=method)
     x = dls.valid.one_batch()[0]
     maps, k = attention_maps(learn.model, x)
@@ -34,7 +35,8 @@ def test_training_outputs_follow_the_csv_order(dls):
     items = dls.train_ds.items
     assert out.probs.shape == (len(items), len(dls.vocab)) and np.allclose(out.probs.sum(1), 1, atol=1e-5)
     assert out.features.shape == (len(items), 512)
-    assert [dls.vocab[i] for i in out.labels] == items.label.tolist() and [dls.vocab[i] for i in out.clean] == items.clean_label.tolist()
+    assert ([dls.vocab[i] for i in out.labels] == items.label.tolist() and
+            [dls.vocab[i] for i in out.clean] == items.clean_label.tolist())
     rows = flipped_rows(items)
     assert len(rows) and (items.label.iloc[rows] != items.clean_label.iloc[rows]).all()
     probs, _ = outputs(learn.model, training_dl(dls, rows))
@@ -65,7 +67,8 @@ def test_memorisation_does_not_change_training(demo_csv):
     weights = []
     for cbs in ([], [MemorisationCallback()]):
         set_seed(0, reproducible=True)
-        learn = eac_learner(label_dataloaders(demo_csv, img_size=32, bs=16, device='cpu'), 'resnet18', method='eac', lam=1.)
+        learn = eac_learner(label_dataloaders(demo_csv, img_size=32, bs=16, device='cpu'), 'resnet18', method='eac',
+                            lam=1.)
         learn.fit(2, 1e-3, cbs=cbs)
         weights.append(torch.cat([p.detach().flatten() for p in learn.model.parameters()]))
     assert torch.equal(*weights)

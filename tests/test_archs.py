@@ -33,11 +33,14 @@ def _config(m): return {n: repr(c) for n, c in m.named_modules() if not list(c.c
 def test_vggface2_resnet50_is_caffe_style():
     ours, tv = resnet50_vggface2(), torchvision.models.resnet50()
     assert ours.fc.out_features == 8631 and isinstance(ours.layer1[0], CaffeBottleneck)
-    a, b = ours.state_dict(), tv.state_dict()                      # same names and shapes: the pickle maps 1:1 (and fits tv too)
+    # same names and shapes: the pickle maps 1:1 (and fits tv too)
+    a, b = ours.state_dict(), tv.state_dict()
     assert list(a) == list(b) and [k for k in a if a[k].shape != b[k].shape] == ['fc.weight', 'fc.bias']
     ca, cb = _config(ours), _config(tv)
-    assert {n for n in ca if ca[n] != cb[n]} == {'maxpool', 'fc'} | {f'layer{i}.0.conv{j}' for i in (2, 3, 4) for j in (1, 2)}
-    assert ours.layer3[0].conv1.stride == (2, 2) and ours.layer3[0].conv2.stride == (1, 1) and tv.layer3[0].conv2.stride == (2, 2)
+    assert {n for n in ca if ca[n] != cb[n]} == {'maxpool', 'fc'} | {f'layer{i}.0.conv{j}' for i in (2, 3, 4)
+                                                                     for j in (1, 2)}
+    assert (ours.layer3[0].conv1.stride == (2, 2) and ours.layer3[0].conv2.stride == (1, 1)
+            and tv.layer3[0].conv2.stride == (2, 2))
     assert ours.layer1[0].conv1.stride == ours.layer1[0].conv2.stride == (1, 1)
     body, tv_body = body_of('resnet50_vggface2'), create_body(tv, pretrained=False, cut=-2)
     assert len(body) == len(tv_body) == 8
@@ -49,12 +52,14 @@ def test_vggface2_resnet50_is_caffe_style():
 
 def test_mobilenet_v2_cut_and_imagenet_keys(tmp_path):
     body, tv = body_of('mobilenet_v2'), torchvision.models.mobilenet_v2()
-    assert len(body) == 1 and isinstance(body[0], nn.Sequential) and model_sizes(body, (64, 64))[-1] == torch.Size([1, 1280, 2, 2])
+    assert (len(body) == 1 and isinstance(body[0], nn.Sequential)
+            and model_sizes(body, (64, 64))[-1] == torch.Size([1, 1280, 2, 2]))
     ours = mobilenet_v2(); ours.load_state_dict(tv.state_dict())   # identical keys; same function
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad(): assert torch.allclose(ours.eval()(x), tv.eval()(x), atol=1e-5)
     torch.save(tv.state_dict(), tmp_path/'mobilenet_v2-imagenet.pth')
-    assert load_backbone_weights(body, mobilenet_v2(), tmp_path/'mobilenet_v2-imagenet.pth') == ['classifier.1.weight', 'classifier.1.bias']
+    assert (load_backbone_weights(body, mobilenet_v2(), tmp_path/'mobilenet_v2-imagenet.pth')
+            == ['classifier.1.weight', 'classifier.1.bias'])
     assert all(torch.equal(v, tv.state_dict()[f'features.{k[2:]}']) for k, v in body.state_dict().items())
 
 def test_resnet18_cifar(tmp_path):
@@ -68,11 +73,13 @@ def test_resnet18_cifar(tmp_path):
     with pytest.raises(UserError, match=r'shape mismatches: conv1.weight \(64, 3, 7, 7\) vs \(64, 3, 3, 3\)'):
         load_backbone_weights(body, resnet18_cifar(), tmp_path/'imagenet_r18.pth')
 
-@pytest.mark.parametrize('name,fmap', [('resnet50_vggface2', (2048, 1, 1)), ('mobilenet_v2', (1280, 1, 1)), ('resnet18_cifar', (512, 4, 4))])
+@pytest.mark.parametrize('name,fmap', [('resnet50_vggface2', (2048, 1, 1)), ('mobilenet_v2', (1280, 1, 1)),
+                                       ('resnet18_cifar', (512, 4, 4))])
 def test_vision_learner_as_eac_learner_builds_it(dls, name, fmap):
-    "The `vision_learner` call of `learner.eac_learner` on 32-px images: body, GAP → Flatten → Linear head, CAMs, param groups."
-    learn = vision_learner(dls, ARCHS[name], pretrained=False, concat_pool=False, lin_ftrs=[], first_bn=False, ps=0., init=None,
-                           loss_func=CrossEntropyLossFlat())
+    """The `vision_learner` call of `learner.eac_learner` on 32-px images: body, GAP → Flatten → Linear head, CAMs,
+    param groups."""
+    learn = vision_learner(dls, ARCHS[name], pretrained=False, concat_pool=False, lin_ftrs=[], first_bn=False, ps=0.,
+                           init=None, loss_func=CrossEntropyLossFlat())
     body, head = learn.model
     assert [type(l) for l in head] == [nn.AdaptiveAvgPool2d, Flatten, nn.Linear]
     assert (head[2].in_features, head[2].out_features) == (fmap[0], 7)

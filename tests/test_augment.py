@@ -54,10 +54,12 @@ def test_erasing_independent_per_image(batch):
 def test_erasing_random_and_per_channel_values(batch):
     out = random_erasing(batch[:50], p=1., value='random')
     filled = out[out != batch[:50]]
-    assert filled.numel() > 1000 and abs(filled.std().item() - 1) < 0.1 and abs(filled.mean().item()) < 0.1   # N(0, 1) fill
+    # N(0, 1) fill
+    assert filled.numel() > 1000 and abs(filled.std().item() - 1) < 0.1 and abs(filled.mean().item()) < 0.1
     out = random_erasing(batch[:50], p=1., value=(0.1, 0.2, 0.3))
     changed = (out != batch[:50])
-    for c, v in enumerate((0.1, 0.2, 0.3)): assert changed[:, c].any() and torch.allclose(out[:, c][changed[:, c]], torch.tensor(v))
+    for c, v in enumerate((0.1, 0.2, 0.3)):
+        assert changed[:, c].any() and torch.allclose(out[:, c][changed[:, c]], torch.tensor(v))
 
 def test_erasing_p0_is_identity(batch):
     assert torch.equal(random_erasing(batch[:20], p=0.), batch[:20])
@@ -65,7 +67,8 @@ def test_erasing_p0_is_identity(batch):
 
 def test_gaussian_noise_on_pixel_scale():
     torch.manual_seed(0)
-    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean, std = (torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1),
+                 torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
     pix = torch.randint(60, 200, (64, 3, 16, 16)).float()
     x = (pix/255 - mean)/std
     out = gaussian_noise(x, p=1., var=30., mean=mean, std=std)
@@ -73,7 +76,8 @@ def test_gaussian_noise_on_pixel_scale():
     assert torch.allclose(back, back.round(), atol=1e-3)              # uint8 values again
     diff = back.round() - pix
     assert abs(diff.std().item() - math.sqrt(30)) < 0.3
-    assert abs(diff.mean().item() + 0.5) < 0.1                        # truncation to uint8 (official astype) biases by -0.5
+    # truncation to uint8 (official astype) biases by -0.5
+    assert abs(diff.mean().item() + 0.5) < 0.1
     assert torch.equal(gaussian_noise(x, p=0., mean=mean, std=std), x)
     some = gaussian_noise(x, p=0.5, mean=mean, std=std)
     changed = (some != x).flatten(1).any(1).float().mean().item()
@@ -89,7 +93,8 @@ def test_random_crop_is_a_shifted_copy_padded_with_fill():
         assert y.shape == x.shape
         for i in range(2):
             found = [(dt, dl) for dt in range(-2, 3) for dl in range(-2, 3)
-                     if torch.equal(y[i], torch.nn.functional.pad(x[i], (2, 2, 2, 2), value=-1.)[:, 2+dt:7+dt, 2+dl:8+dl])]
+                     if torch.equal(y[i],
+                                    torch.nn.functional.pad(x[i], (2, 2, 2, 2), value=-1.)[:, 2+dt:7+dt, 2+dl:8+dl])]
             assert len(found) == 1
             shifts.add(found[0])
     assert len(shifts) > 10                                              # offsets drawn per image over the whole range
@@ -102,7 +107,8 @@ def test_basic_aug_applies_one_op_with_probability_p():
     flipped = (y == x.flip(-1)).flatten(1).all(1) & ~(y == x).flatten(1).all(1)
     same = (y == x).flatten(1).all(1)
     noisy = ~flipped & ~same
-    for share, want in ((same, 0.5), (flipped, 0.25), (noisy, 0.25)): assert abs(share.float().mean().item() - want) < 0.03
+    for share, want in ((same, 0.5), (flipped, 0.25), (noisy, 0.25)):
+        assert abs(share.float().mean().item() - want) < 0.03
     with pytest.raises(ValueError, match='unknown basic augmentation'): basic_aug(x[:2], p=1., ops=('blur',))
 
 def test_random_flip_mirrors_each_image_with_probability_p():

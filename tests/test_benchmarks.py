@@ -14,7 +14,8 @@ def merge(*files):
 def test_merge_orders_the_rows_by_noise_then_method():
     r = merge(RESULTS/'fmnist_noise20.json', RESULTS/'fmnist_noise10.json')
     assert r.returncode == 0, r.stderr
-    rows = [[c.strip() for c in l.split('|')[1:3]] for l in r.stdout.split('\n\n')[0].splitlines()[2:]]   # the results table
+    # the results table
+    rows = [[c.strip() for c in l.split('|')[1:3]] for l in r.stdout.split('\n\n')[0].splitlines()[2:]]
     noise = [n for n, _ in rows]
     assert noise == sorted(noise, key=lambda n: int(n[3:])) and set(noise) == {'sym10', 'sym20'}
     assert [m for n, m in rows if n == "sym10"][:2] == ["baseline", "ac"]

@@ -41,12 +41,14 @@ def test_ramp_raises_the_weight_linearly_over_its_epochs(dls, method):
     for epoch, it, n, ce, total, cons in rows.rows:
         assert cons > 0 and total == pytest.approx(ce + 5.*min(1., (epoch + it/n)/1.5)*cons, rel=1e-6)
     assert rows.rows[-1][4] == pytest.approx(rows.rows[-1][3] + 5.*rows.rows[-1][5], rel=1e-6)
-    with pytest.raises(ValueError, match='(?s)ramp.*greater than or equal to 0'): eac_learner(dls, 'resnet18', method=method, ramp=-1)
+    with pytest.raises(ValueError, match='(?s)ramp.*greater than or equal to 0'):
+        eac_learner(dls, 'resnet18', method=method, ramp=-1)
     with pytest.raises(ValueError, match="(?s)consistency.*'mse', 'relative' or 'normalized'"):
         eac_learner(dls, 'resnet18', method=method, consistency='l2')
 
 def test_eac_step_matches_formulas_on_fixed_views(dls):
-    "Fixed views in, EAC_SPEC §1.2–1.4 out: loss = CE(view 1) + λ·MSE(CAM(view 1), flip(CAM(flipped view))), W detached."
+    """Fixed views in, EAC_SPEC §1.2–1.4 out: loss = CE(view 1) + λ·MSE(CAM(view 1), flip(CAM(flipped view))),
+    W detached."""
     torch.manual_seed(0)
     learn = eac_learner(dls, 'resnet18', lam=3., erase=Erasing(p=1.), basic=BasicAug(p=1.))
     x, y = (t.as_subclass(torch.Tensor) for t in dls.one_batch())
@@ -111,7 +113,8 @@ def test_validation_identical_with_and_without_callback(dls):
 def _n_hooks(model): return sum(len(m._forward_hooks) for m in model.modules())
 
 def test_no_hooks_left_after_fit_lr_find_or_interrupt(dls, tmp_path):
-    learn = eac_learner(dls, 'resnet18', path=tmp_path)                  # lr_find keeps its temporary weights under path/models
+    # lr_find keeps its temporary weights under path/models
+    learn = eac_learner(dls, 'resnet18', path=tmp_path)
     learn.fit(1, 1e-3)
     assert _n_hooks(learn.model) == 0
     learn.lr_find(num_it=8, show_plot=False)
@@ -143,7 +146,8 @@ def test_logs_ce_and_consistency_and_works_with_one_cycle(dls):
     per_epoch = len(dls.train)
     for e, row in enumerate(learn.recorder.values):
         batch = cap.rows[e*per_epoch:(e+1)*per_epoch]
-        w = [16, 16, 16, 8]                                     # 56 training images, bs 16, last batch kept (drop_last off)
+        # 56 training images, bs 16, last batch kept (drop_last off)
+        w = [16, 16, 16, 8]
         assert row[3] == pytest.approx(sum(b[0]*n for b, n in zip(batch, w))/56, rel=1e-5)
         assert row[4] == pytest.approx(sum(b[2]*n for b, n in zip(batch, w))/56, rel=1e-5)
     lrs = learn.recorder.lrs
@@ -218,7 +222,8 @@ def test_validate_and_inference_leave_training_state_alone(dls):
     assert len(learn.validate()) == 2 and _n_hooks(learn.model) == 0
 
 def test_one_forward_equals_two_forward_calls(demo_csv):
-    "EAC's one-forward option (both views in one pass, BatchNorm per view) computes the official two-call step: same loss, gradients, running stats."
+    """EAC's one-forward option (both views in one pass, BatchNorm per view) computes the official two-call step: same
+    loss, gradients, running stats."""
     from fastai.torch_core import set_seed
     from eac_fastai.data.core import label_dataloaders
     class FirstStep(Callback):
@@ -238,6 +243,8 @@ def test_one_forward_equals_two_forward_calls(demo_csv):
     (l1, g1, s1), (l2, g2, s2) = runs
     torch.testing.assert_close(l1, l2, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(g1, g2, rtol=1e-3, atol=1e-5)
-    assert s1.keys() == s2.keys() and s1['0.1.num_batches_tracked'] == 2              # running stats updated once per view
+    # running stats updated once per view
+    assert s1.keys() == s2.keys() and s1['0.1.num_batches_tracked'] == 2
     for k in s1: torch.testing.assert_close(s1[k], s2[k], rtol=1e-5, atol=1e-6)
-    assert not any('forward' in vars(m) for m in learn.model.modules())               # BatchNorm restored after the step
+    # BatchNorm restored after the step
+    assert not any('forward' in vars(m) for m in learn.model.modules())

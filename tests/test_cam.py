@@ -34,7 +34,8 @@ def test_cam_averages_to_logits_without_bias():
     "Global average of each class map + bias = the GAP → Linear head's logit: the head is CAM-compatible."
     f, lin = torch.randn(2, 8, 3, 3), torch.nn.Linear(8, 7)
     logits = lin(f.mean((2, 3)))
-    torch.testing.assert_close(class_activation_maps(f, lin.weight).mean((2, 3)) + lin.bias, logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(class_activation_maps(f, lin.weight).mean((2, 3)) + lin.bias, logits,
+                               atol=1e-5, rtol=1e-5)
 
 def test_flip_consistency_by_hand():
     "Fixed tensors: MSE over all N·K·H·W elements between M1 and flip_W(M2)."

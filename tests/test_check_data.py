@@ -34,13 +34,15 @@ def test_every_problem_reported_at_once(dataset, settings_file):
     root = csv.parent
     (root/df.image[1]).unlink()                                               # missing file
     (root/df.image[2]).write_bytes(b'not an image')                           # corrupt file
-    _truncated_jpeg(root/df.image[3], root/'cut.jpg'); df.loc[3, 'image'] = 'cut.jpg'   # truncated: the header still verifies
+    # truncated: the header still verifies
+    _truncated_jpeg(root/df.image[3], root/'cut.jpg'); df.loc[3, 'image'] = 'cut.jpg'
     df.loc[4, 'label'] = 'Contempt'                                           # unknown label
     df.loc[5, 'split'] = 'holdout'                                            # unknown split
     df = pd.concat([df, df.iloc[[6]]])                                        # duplicate row
     df.to_csv(csv, index=False)
     before = sorted(p.stat().st_mtime_ns for p in csv.parent.rglob('*'))
-    r = CliRunner().invoke(app, ['check-data', str(recipe), 'data.classes=[Anger,Disgust,Fear,Happiness,Neutral,Sadness,Surprise]'])
+    r = CliRunner().invoke(app, ['check-data', str(recipe),
+                                 'data.classes=[Anger,Disgust,Fear,Happiness,Neutral,Sadness,Surprise]'])
     assert r.exit_code == 2
     out = ' '.join(r.output.split())
     assert '5 problem(s)' in out, out
@@ -54,8 +56,10 @@ def test_training_lists_every_csv_problem_in_one_error(dataset):
     df = pd.read_csv(csv, dtype=str, keep_default_na=False)
     df.loc[0, 'label'], df.loc[1, 'image'] = 'Contempt', ''
     df.to_csv(csv, index=False)
-    with pytest.raises(UserError, match=r'2 problems:\n  - empty `image` on line\(s\) 3\n  - `label` on line\(s\) 2 not among'):
-        label_dataloaders(csv, classes=['Anger', 'Disgust', 'Fear', 'Happiness', 'Neutral', 'Sadness', 'Surprise'], img_size=32)
+    with pytest.raises(UserError,
+                       match=r'2 problems:\n  - empty `image` on line\(s\) 3\n  - `label` on line\(s\) 2 not among'):
+        label_dataloaders(csv, classes=['Anger', 'Disgust', 'Fear', 'Happiness', 'Neutral', 'Sadness', 'Surprise'],
+                          img_size=32)
 
 def test_an_image_that_breaks_while_training_is_a_user_error(dataset, settings_file):
     "A truncated JPEG passes the start-up header check; decoding it in the first epoch ends the run with exit code 2."
@@ -68,5 +72,6 @@ def test_an_image_that_breaks_while_training_is_a_user_error(dataset, settings_f
     assert r.exit_code == 2, r.output
     assert 'cut.jpg: cannot decode this image' in ' '.join(r.output.split()) and 'Traceback' not in r.output
     r = CliRunner().invoke(app, ['train', str(recipe), 'data.cache=true', '--out', str(csv.parent.parent/'runs2')])
-    assert r.exit_code == 2 and 'not readable images' in ' '.join(r.output.split()), r.output   # the cache decodes everything first
+    # the cache decodes everything first
+    assert r.exit_code == 2 and 'not readable images' in ' '.join(r.output.split()), r.output
     assert not (csv.parent.parent/'runs2').exists()

@@ -6,7 +6,9 @@ from typer.testing import CliRunner
 from eac_fastai.cli import app
 from eac_fastai.training.recipe import load_recipe
 
-TINY = "method: {method}\nseed: 0\ndata: {{demo: {{n_train: 6, n_valid: 3, n_test: 2, size: 32}}, img_size: 32, bs: 16}}\ntrain: {{epochs: 2, lr: 1.0e-3, schedule: exp, device: cpu}}\n"
+TINY = ("method: {method}\nseed: 0\n"
+        "data: {{demo: {{n_train: 6, n_valid: 3, n_test: 2, size: 32}}, img_size: 32, bs: 16}}\n"
+        "train: {{epochs: 2, lr: 1.0e-3, schedule: exp, device: cpu}}\n")
 
 @pytest.fixture
 def tiny_recipe(tmp_path, settings_file):
@@ -17,17 +19,22 @@ def test_train_demo_end_to_end_subprocess(tiny_recipe, tmp_path):
     r = subprocess.run([str(cli), 'train', str(tiny_recipe), 'eac.lam=2', '--out', str(tmp_path/'runs')],
                        capture_output=True, text=True, env=os.environ, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    for col in ('epoch', 'train_loss', 'valid_loss', 'accuracy', 'train_ce', 'train_consistency'): assert col in r.stdout
-    assert '|█' not in r.stdout and '%' not in r.stdout                                         # no fastprogress bars
+    for col in ('epoch', 'train_loss', 'valid_loss', 'accuracy', 'train_ce', 'train_consistency'):
+        assert col in r.stdout
+    # no fastprogress bars
+    assert '|█' not in r.stdout and '%' not in r.stdout
     (run,) = (tmp_path/'runs').iterdir()
     assert run.name.startswith('tiny-')
-    assert (tmp_path/'data').is_dir() and list((tmp_path/'data').glob('demo-*/labels.csv'))   # demo made under settings' data
+    # demo made under settings' data
+    assert (tmp_path/'data').is_dir() and list((tmp_path/'data').glob('demo-*/labels.csv'))
     m = json.loads((run/'metrics.json').read_text())
     h = pd.read_csv(run/'history.csv')
     assert len(h) == 2 and m['epochs'] == 2
-    assert m['final_accuracy'] == pytest.approx(h.accuracy.iloc[-1]) and m['best_accuracy'] == pytest.approx(h.accuracy.max())
+    assert (m['final_accuracy'] == pytest.approx(h.accuracy.iloc[-1]) and
+            m['best_accuracy'] == pytest.approx(h.accuracy.max()))
     assert m['last5_mean_accuracy'] == pytest.approx(h.accuracy.mean())
-    assert load_recipe(run/'recipe.yaml').eac.lam == 2                                            # resolved, re-runnable
+    # resolved, re-runnable
+    assert load_recipe(run/'recipe.yaml').eac.lam == 2
     env = json.loads((run/'env.json').read_text())
     assert env['torch'] == torch.__version__ and env['device'] == 'cpu'
     preds = pd.read_csv(run/'preds_valid.csv')
@@ -49,14 +56,16 @@ def test_baseline_and_lr_find(tiny_recipe, tmp_path):
     (run,) = (tmp_path/'l').iterdir()
     found = json.loads((run/'lr_find.json').read_text())
     assert found['lr'] > 0 and (run/'lr_find.png').stat().st_size > 1000 and len(found['lrs']) == len(found['losses'])
-    r = runner.invoke(app, ['train', str(tiny_recipe), 'train.lr=find', 'train.lr_find.num_it=20', 'train.epochs=1', '--out', str(tmp_path/'f')])
+    r = runner.invoke(app, ['train', str(tiny_recipe), 'train.lr=find', 'train.lr_find.num_it=20', 'train.epochs=1',
+                            '--out', str(tmp_path/'f')])
     assert r.exit_code == 0, r.output
     (run,) = (tmp_path/'f').iterdir()
     assert json.loads((run/'metrics.json').read_text())['lr'] == json.loads((run/'lr_find.json').read_text())['lr']
 
 def test_user_errors_exit_2_and_write_nothing(tiny_recipe, tmp_path, settings_file):
     runner, out = CliRunner(), tmp_path/'runs'
-    for args, words in [(['no_such_key=1'], 'no_such_key'), (['~data.demo', 'data.csv=missing.csv'], 'missing.csv: label CSV not found'),
+    for args, words in [(['no_such_key=1'], 'no_such_key'),
+                        (['~data.demo', 'data.csv=missing.csv'], 'missing.csv: label CSV not found'),
                         (['model.weights=nope.pth'], 'nope.pth: weights file not found'),
                         (['train.precision=fp16', 'train.device=cpu'], 'needs a CUDA device')]:
         r = runner.invoke(app, ['train', str(tiny_recipe), *args, '--out', str(out)])
@@ -70,14 +79,17 @@ def test_more_bad_input_exit_2(tiny_recipe, tmp_path, demo_csv):
     afile = tmp_path/'afile'; afile.write_text('x')
     r = runner.invoke(app, ['train', str(tiny_recipe), '--out', str(afile/'runs')])
     assert r.exit_code == 2 and 'is a file, not a folder' in r.output
-    assert not (tmp_path/'data').exists()                                          # refused before the demo data was made
+    # refused before the demo data was made
+    assert not (tmp_path/'data').exists()
     r = runner.invoke(app, ['train', str(tiny_recipe), 'data.bs=64', 'data.drop_last=true', '--out', str(tmp_path/'r')])
     assert r.exit_code == 2 and 'no training batch' in r.output and not (tmp_path/'r').exists()
     import pandas as pd, shutil
     shutil.copytree(demo_csv.parent, tmp_path/'demo')
     (tmp_path/'demo'/pd.read_csv(demo_csv).image[4]).write_text('not a png')
-    r = runner.invoke(app, ['train', str(tiny_recipe), '~data.demo', f"data.csv={tmp_path/'demo'/'labels.csv'}", '--out', str(tmp_path/'r')])
-    assert r.exit_code == 2 and 'not readable images (corrupt or truncated), e.g. line 6' in r.output and not (tmp_path/'r').exists()
+    r = runner.invoke(app, ['train', str(tiny_recipe), '~data.demo', f"data.csv={tmp_path/'demo'/'labels.csv'}",
+                            '--out', str(tmp_path/'r')])
+    assert (r.exit_code == 2 and 'not readable images (corrupt or truncated), e.g. line 6' in r.output and
+            not (tmp_path/'r').exists())
     (tmp_path/'tabs.yaml').write_text('data:\n\tdemo: {}\n')
     r = runner.invoke(app, ['validate', str(tmp_path/'tabs.yaml')])
     assert r.exit_code == 2 and 'tabs.yaml:2: not valid YAML' in r.output and 'not tabs' in r.output

@@ -1,13 +1,15 @@
-"Dataset converters (RAF-DB, FERPlus, AffectNet, CIFAR-100, Tiny-ImageNet, ImageFolder) on tiny generated copies of the official layouts."
+"""Dataset converters (RAF-DB, FERPlus, AffectNet, CIFAR-100, Tiny-ImageNet, ImageFolder) on tiny generated copies of
+the official layouts."""
 import pickle
 import numpy as np, pandas as pd, pytest
 from PIL import Image
 from typer.testing import CliRunner
 from eac_fastai.cli import app
 from eac_fastai.data import convert as C
-from eac_fastai.data.convert import (RAFDB_CLASSES, FERPLUS_CLASSES, FERPLUS_VOTES, AFFECTNET_CLASSES, AFFECTNET_CLASSES8, conversion_summary,
-                                convert_affectnet, convert_cifar100, convert_ferplus, convert_imagefolder, convert_rafdb,
-                                convert_tinyimagenet, ferplus_winners)
+from eac_fastai.data.convert import (RAFDB_CLASSES, FERPLUS_CLASSES, FERPLUS_VOTES, AFFECTNET_CLASSES,
+                                     AFFECTNET_CLASSES8, conversion_summary, convert_affectnet, convert_cifar100,
+                                     convert_ferplus, convert_imagefolder, convert_rafdb, convert_tinyimagenet,
+                                     ferplus_winners)
 from eac_fastai.data.core import read_label_csv
 from eac_fastai.errors import UserError
 
@@ -22,7 +24,8 @@ def rafdb(tmp_path):
     noisy = [(n, l % 7 + 1 if i % 4 == 0 else l) for i, (n, l) in enumerate(train)]   # every 4th label moved
     (root/'EmoLabel'/'noise01.txt').write_text('\n'.join(f'{n} {l}' for n, l in noisy))
     for n, _ in train + test:
-        Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(root/'Image'/'aligned'/n.replace('.jpg', '_aligned.jpg'))
+        Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(
+            root/'Image'/'aligned'/n.replace('.jpg', '_aligned.jpg'))
     return root, dict(train + test), dict(noisy)
 
 def test_convert_rafdb_with_noise(rafdb, tmp_path):
@@ -33,10 +36,11 @@ def test_convert_rafdb_with_noise(rafdb, tmp_path):
     assert list(df.columns) == ['image', 'label', 'split', 'clean_label']
     row = df.iloc[0]
     assert row.image == '../raf-basic/Image/aligned/train_00001_aligned.jpg' and (out.parent/row.image).is_file()
-    assert row.label == RAFDB_CLASSES[noisy['train_00001.jpg'] - 1] and row.clean_label == RAFDB_CLASSES[clean['train_00001.jpg'] - 1]
-    assert RAFDB_CLASSES[0] == 'Surprise' and RAFDB_CLASSES[6] == 'Neutral'                 # label 1 = Surprise, 7 = Neutral
+    assert (row.label == RAFDB_CLASSES[noisy['train_00001.jpg'] - 1]
+            and row.clean_label == RAFDB_CLASSES[clean['train_00001.jpg'] - 1])
+    assert RAFDB_CLASSES[0] == 'Surprise' and RAFDB_CLASSES[6] == 'Neutral'            # label 1 = Surprise, 7 = Neutral
     test = df[df.split == 'test']
-    assert len(test) == 7 and (test.label == test.clean_label).all()                       # test labels from the clean file
+    assert len(test) == 7 and (test.label == test.clean_label).all()                  # test labels from the clean file
     train = df[df.split == 'train']
     assert (train.label != train.clean_label).sum() == 4
 
@@ -49,8 +53,10 @@ def test_convert_rafdb_rejects_bad_input(rafdb, tmp_path):
     root, _, _ = rafdb
     labels = root/'EmoLabel'/'list_patition_label.txt'
     good = labels.read_text()
-    for bad, words in [(good.replace(' 1\n', ' 0\n', 1), 'is not in 1..7'), (good + '\ntrain_09999.jpg', "expected '<image name> <label 1-7>'"),
-                       (good + '\nfoo_1.jpg 3', 'does not start with train_'), (good + '\ntrain_00001.jpg 2', 'listed twice')]:
+    for bad, words in [(good.replace(' 1\n', ' 0\n', 1), 'is not in 1..7'),
+                       (good + '\ntrain_09999.jpg', "expected '<image name> <label 1-7>'"),
+                       (good + '\nfoo_1.jpg 3', 'does not start with train_'),
+                       (good + '\ntrain_00001.jpg 2', 'listed twice')]:
         labels.write_text(bad)
         with pytest.raises(UserError, match=words) as e: convert_rafdb(root, tmp_path/'x.csv')
         assert 'list_patition_label.txt:' in str(e.value)                                 # file:line
@@ -65,14 +71,16 @@ def test_convert_rafdb_rejects_bad_input(rafdb, tmp_path):
 def test_convert_cli_never_overwrites(rafdb, tmp_path):
     root, _, _ = rafdb
     out, runner = tmp_path/'r.csv', CliRunner()
-    r = runner.invoke(app, ['convert', 'rafdb', str(root), '--noise', str(root/'EmoLabel'/'noise01.txt'), '-o', str(out)])
+    r = runner.invoke(app, ['convert', 'rafdb', str(root), '--noise', str(root/'EmoLabel'/'noise01.txt'),
+                            '-o', str(out)])
     assert r.exit_code == 0, r.output
     before = out.read_text()
     r = runner.invoke(app, ['convert', 'rafdb', str(root), '-o', str(out)])
     assert r.exit_code == 2 and 'already exists' in r.output and out.read_text() == before
 
 def test_rafdb_recipe_end_to_end(rafdb, tmp_path, settings_file):
-    "The shipped RAF-DB recipe on a converted miniature RAF-DB and a local checkpoint in RUL's layout, paths from settings.ini."
+    """The shipped RAF-DB recipe on a converted miniature RAF-DB and a local checkpoint in RUL's layout, paths from
+    settings.ini."""
     import json, shutil, torch, torchvision
     from pathlib import Path
     root, _, _ = rafdb
@@ -80,9 +88,11 @@ def test_rafdb_recipe_end_to_end(rafdb, tmp_path, settings_file):
     shutil.copytree(root, data/'raf-basic')
     convert_rafdb(data/'raf-basic', data/'rafdb_noise30.csv', data/'raf-basic'/'EmoLabel'/'noise01.txt')
     (settings_file.parent/'weights').mkdir()
-    torch.save({'state_dict': torchvision.models.resnet18().state_dict()}, settings_file.parent/'weights'/'resnet18_msceleb.pth')
+    torch.save({'state_dict': torchvision.models.resnet18().state_dict()},
+               settings_file.parent/'weights'/'resnet18_msceleb.pth')
     recipe = Path(__file__).parent.parent/'recipes'/'rafdb_eac_r18.yaml'
-    r = CliRunner().invoke(app, ['train', str(recipe), 'train.epochs=1', 'data.img_size=32', 'data.bs=8', 'data.num_workers=0'])
+    r = CliRunner().invoke(app, ['train', str(recipe), 'train.epochs=1', 'data.img_size=32', 'data.bs=8',
+                                 'data.num_workers=0'])
     assert r.exit_code == 0, r.output
     (run,) = (settings_file.parent/'runs').iterdir()
     preds = pd.read_csv(run/'preds_test.csv')
@@ -102,7 +112,8 @@ FER_ROWS = [  # (Usage, Image name, votes): majority / argmax outcome
     ('Training', 'fer0000003.png', dict(contempt=7, neutral=3)),                     # contempt (7 classes)
     ('Training', 'fer0000004.png', dict(unknown=6, happiness=4)),                    # unknown
     ('Training', '', dict(happiness=10)),                                            # no image
-    ('Training', 'fer0000006.png', dict(disgust=4, anger=1, fear=1, sadness=1, neutral=1, happiness=1, NF=1)),  # single votes dropped: Disgust
+    # single votes dropped: Disgust
+    ('Training', 'fer0000006.png', dict(disgust=4, anger=1, fear=1, sadness=1, neutral=1, happiness=1, NF=1)),
     ('Training', 'fer0000007.png', dict(anger=10)),
     ('Training', 'fer0000008.png', dict(sadness=10)),
     ('PublicTest', 'fer0000009.png', dict(NF=10)),                                   # not a face
@@ -116,13 +127,16 @@ def ferplus(tmp_path):
     "fer2013.csv (emotion,pixels,Usage) and fer2013new.csv (Usage,Image name,10 vote columns) for 14 faces."
     src = tmp_path/'fer'; src.mkdir()
     px = np.random.default_rng(0).integers(0, 256, (len(FER_ROWS), 48*48))
-    pd.DataFrame(dict(emotion=3, pixels=[' '.join(map(str, p)) for p in px], Usage=[u for u, _, _ in FER_ROWS])).to_csv(src/'fer2013.csv', index=False)
-    pd.DataFrame([{'Usage': u, 'Image name': n, **{c: v.get(c, 0) for c in FERPLUS_VOTES}} for u, n, v in FER_ROWS]).to_csv(src/'fer2013new.csv', index=False)
+    pd.DataFrame(dict(emotion=3, pixels=[' '.join(map(str, p)) for p in px],
+                      Usage=[u for u, _, _ in FER_ROWS])).to_csv(src/'fer2013.csv', index=False)
+    pd.DataFrame([{'Usage': u, 'Image name': n, **{c: v.get(c, 0) for c in FERPLUS_VOTES}}
+                  for u, n, v in FER_ROWS]).to_csv(src/'fer2013new.csv', index=False)
     return src/'fer2013.csv', src/'fer2013new.csv', px
 
 def test_ferplus_winners():
-    votes = [[8, 2, 0, 0, 0, 0, 0, 0, 0, 0], [4, 0, 0, 3, 3, 0, 0, 0, 0, 0], [5, 5, 0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 4, 1, 1, 0, 0, 0, 0, 1], [0]*10]
-    assert ferplus_winners(votes).tolist() == [0, -1, -1, 2, -1]             # > half after dropping single votes; ties never win
+    votes = [[8, 2, 0, 0, 0, 0, 0, 0, 0, 0], [4, 0, 0, 3, 3, 0, 0, 0, 0, 0], [5, 5, 0, 0, 0, 0, 0, 0, 0, 0],
+             [1, 1, 4, 1, 1, 0, 0, 0, 0, 1], [0]*10]
+    assert ferplus_winners(votes).tolist() == [0, -1, -1, 2, -1]    # > half after dropping single votes; ties never win
     assert ferplus_winners(votes, 'argmax').tolist() == [0, 0, -1, 2, -1]
     with pytest.raises(UserError, match='majority'): ferplus_winners(votes, 'mean')
 
@@ -133,14 +147,16 @@ def test_convert_ferplus_majority(ferplus, tmp_path):
     assert df.image.tolist()[:2] == ['ferplus/Training/fer0000000.png', 'ferplus/Training/fer0000006.png']
     assert df.label.tolist() == ['Happiness', 'Disgust', 'Anger', 'Sadness', 'Happiness', 'Disgust', 'Anger', 'Sadness']
     assert df.split.tolist() == ['train']*4 + ['valid']*2 + ['test']*2
-    assert df.attrs['skipped'] == {'no image name': 1, 'no majority': 2, 'unknown or not a face': 2, 'contempt (7 classes)': 1}
+    assert df.attrs['skipped'] == {'no image name': 1, 'no majority': 2, 'unknown or not a face': 2,
+                                   'contempt (7 classes)': 1}
     assert df.attrs['classes'] == list(FERPLUS_CLASSES) == list(RAFDB_CLASSES)
     im = Image.open(out.parent/'ferplus'/'PrivateTest'/'fer0000012.png')
     assert im.mode == 'L' and im.size == (48, 48) and (np.array(im) == px[12].reshape(48, 48)).all()
     assert len(list((out.parent/'ferplus').rglob('*.png'))) == 8 and not leftovers(out.parent)
     got, classes = read_label_csv(out, FERPLUS_CLASSES)
     assert (got == df).all().all()
-    assert conversion_summary(df) == '4 train + 2 valid + 2 test rows, 7 classes; skipped 6 (1 no image name, 2 no majority, 2 unknown or not a face, 1 contempt (7 classes))'
+    assert conversion_summary(df) == ('4 train + 2 valid + 2 test rows, 7 classes; skipped 6 (1 no image name, '
+                                      '2 no majority, 2 unknown or not a face, 1 contempt (7 classes))')
     from eac_fastai.data.core import label_dataloaders
     xb, yb = label_dataloaders(out, img_size=32, bs=4, device='cpu').one_batch()
     assert xb.shape == (4, 3, 32, 32) and len(yb) == 4
@@ -149,7 +165,8 @@ def test_convert_ferplus_argmax_and_contempt(ferplus, tmp_path):
     fer, new, _ = ferplus
     df = convert_ferplus(fer, new, tmp_path/'a.csv', mode='argmax', num_workers=2)
     assert df.label.tolist()[:3] == ['Happiness', 'Neutral', 'Disgust'] and len(df) == 9
-    assert df.attrs['skipped'] == {'no image name': 1, 'tied top votes': 1, 'unknown or not a face': 2, 'contempt (7 classes)': 1}
+    assert df.attrs['skipped'] == {'no image name': 1, 'tied top votes': 1, 'unknown or not a face': 2,
+                                   'contempt (7 classes)': 1}
     df = convert_ferplus(fer, new, tmp_path/'m8.csv', classes=8, images='img8')
     assert 'contempt (7 classes)' not in df.attrs['skipped'] and df.label.tolist()[1] == 'Contempt'
     assert df.image[1] == 'img8/Training/fer0000003.png' and df.attrs['classes'][-1] == 'Contempt'
@@ -162,9 +179,10 @@ def test_convert_ferplus_rejects_bad_input(ferplus, tmp_path):
         f.to_csv(fer, index=False); n.to_csv(new, index=False)
         with pytest.raises(UserError, match=words) as e: convert_ferplus(fer, new, out, **kw)
         assert where in str(e.value)
-        assert not out.exists() and not (out.parent/'f').exists() and (not out.parent.exists() or not leftovers(out.parent))
+        assert (not out.exists() and not (out.parent/'f').exists()
+                and (not out.parent.exists() or not leftovers(out.parent)))
     bad = good_fer.copy(); bad.loc[13, 'pixels'] = ' '.join(['7']*2300)
-    expect('2304', 'fer2013.csv:15:', f=bad)                                              # last kept row: earlier images were written
+    expect('2304', 'fer2013.csv:15:', f=bad)                                # last kept row: earlier images were written
     bad = good_fer.copy(); bad.loc[0, 'pixels'] = ' '.join(['x'] + ['1']*2303)
     expect('not all integers', 'fer2013.csv:2:', f=bad)
     expect('missing column.*pixels', 'fer2013.csv', f=good_fer.drop(columns='pixels'))
@@ -179,7 +197,8 @@ def test_convert_ferplus_rejects_bad_input(ferplus, tmp_path):
     expect('has 13 rows', 'fer2013new.csv', n=good_new.iloc[:13])
     expect("mode 'soft'", 'majority', mode='soft')
     expect('classes=6', 'use 7', classes=6)
-    with pytest.raises(UserError, match='nope.csv: fer2013.csv not found'): convert_ferplus(tmp_path/'nope.csv', new, out)
+    with pytest.raises(UserError, match='nope.csv: fer2013.csv not found'):
+        convert_ferplus(tmp_path/'nope.csv', new, out)
 
 def test_convert_ferplus_never_overwrites(ferplus, tmp_path, monkeypatch):
     fer, new, _ = ferplus
@@ -191,7 +210,8 @@ def test_convert_ferplus_never_overwrites(ferplus, tmp_path, monkeypatch):
     with pytest.raises(UserError, match='images folder already exists'): convert_ferplus(fer, new, out, mode='argmax')
     (tmp_path/'f'/'mine.txt').write_text('keep me')
     def broken(*a): raise OSError('disk full')
-    monkeypatch.setattr(C, 'write_atomic', broken)                                         # fails after the images were renamed in
+    # fails after the images were renamed in
+    monkeypatch.setattr(C.staging, 'write_atomic', broken)
     with pytest.raises(OSError): convert_ferplus(fer, new, out, mode='argmax', overwrite=True)
     assert (tmp_path/'f'/'mine.txt').exists() and not out.exists() and not leftovers(tmp_path)   # old images put back
     monkeypatch.undo()
@@ -199,43 +219,54 @@ def test_convert_ferplus_never_overwrites(ferplus, tmp_path, monkeypatch):
     df = convert_ferplus(fer, new, out, mode='argmax', overwrite=True)
     assert len(pd.read_csv(out)) == len(df) == 9 and not (tmp_path/'f'/'mine.txt').exists() and not leftovers(tmp_path)
     with pytest.raises(UserError, match='without'): convert_ferplus(fer, new, tmp_path/'g.csv', images='../x')
-    with pytest.raises(UserError, match='would replace the input'): convert_ferplus(fer, new, tmp_path/'g.csv', images='fer', overwrite=True)
+    with pytest.raises(UserError, match='would replace the input'):
+        convert_ferplus(fer, new, tmp_path/'g.csv', images='fer', overwrite=True)
     assert (tmp_path/'fer'/'fer2013.csv').exists()
 
 @pytest.fixture
 def affectnet(tmp_path):
-    "Manually_Annotated_Images/ with small JPEGs (+ a PNG, a broken file), training.csv with a header, validation.csv without (as shipped)."
+    """Manually_Annotated_Images/ with small JPEGs (+ a PNG, a broken file), training.csv with a header, validation.csv
+    without (as shipped)."""
     root = tmp_path/'AffectNet'; imgs = root/'Manually_Annotated_Images'
     rng = np.random.default_rng(1)
-    for name, size in [('1/a.jpg', (40, 30)), ('1/b.jpg', (40, 30)), ('1/c.jpg', (40, 30)), ('2/d.jpg', (40, 30)), ('2/e.jpg', (40, 30)),
-                       ('2/f.png', (40, 30)), ('3/g.jpg', (50, 50)), ('3/h.jpg', (50, 50))]:
+    for name, size in [('1/a.jpg', (40, 30)), ('1/b.jpg', (40, 30)), ('1/c.jpg', (40, 30)), ('2/d.jpg', (40, 30)),
+                       ('2/e.jpg', (40, 30)), ('2/f.png', (40, 30)), ('3/g.jpg', (50, 50)), ('3/h.jpg', (50, 50))]:
         (imgs/name).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(imgs/name)
     (imgs/'2'/'bad.jpg').write_text('not a jpeg')
     lm = '"1.0;2.0;3.0;4.0"'
-    train = [('1/a.jpg', 5, 4, 20, 16, 1), ('1/b.jpg', 0, 0, 40, 30, 0), ('1/c.jpg', 0, 0, 10, 10, 7), ('2/d.jpg', 0, 0, 10, 10, 8),
-             ('2/e.jpg', 0, 0, 0, 10, 3), ('2/missing.jpg', 0, 0, 10, 10, 3), ('2/bad.jpg', 0, 0, 10, 10, 4), ('2/f.png', 30, 20, 20, 20, 6)]
-    valid = [('3/g.jpg', 10, 10, 20, 20, 2), ('3/h.jpg', 0, 0, 10, 10, 10), ('3/g.jpg', 10, 10, 20, 20, 2), ('3/h.jpg', 60, 60, 10, 10, 5)]
+    train = [('1/a.jpg', 5, 4, 20, 16, 1), ('1/b.jpg', 0, 0, 40, 30, 0), ('1/c.jpg', 0, 0, 10, 10, 7),
+             ('2/d.jpg', 0, 0, 10, 10, 8), ('2/e.jpg', 0, 0, 0, 10, 3), ('2/missing.jpg', 0, 0, 10, 10, 3),
+             ('2/bad.jpg', 0, 0, 10, 10, 4), ('2/f.png', 30, 20, 20, 20, 6)]
+    valid = [('3/g.jpg', 10, 10, 20, 20, 2), ('3/h.jpg', 0, 0, 10, 10, 10), ('3/g.jpg', 10, 10, 20, 20, 2),
+             ('3/h.jpg', 60, 60, 10, 10, 5)]
     row = lambda r: ','.join(map(str, r[:5])) + f',{lm},{r[5]},0.1,-0.2'
-    (root/'training.csv').write_text(','.join(C._AFFECTNET_COLUMNS) + '\n' + '\n'.join(map(row, train)) + '\n')
+    (root/'training.csv').write_text(','.join(C.affectnet._AFFECTNET_COLUMNS) + '\n'
+                                     + '\n'.join(map(row, train)) + '\n')
     (root/'validation.csv').write_text('\n'.join(map(row, valid)) + '\n')
     return root
 
 def test_convert_affectnet(affectnet, tmp_path):
     root = affectnet
     out = tmp_path/'out'/'affectnet7.csv'
-    df = convert_affectnet(root/'training.csv', root/'validation.csv', root/'Manually_Annotated_Images', out, ext='.png', num_workers=2)
-    assert df.image.tolist() == ['affectnet7/train/1/a.png', 'affectnet7/train/1/b.png', 'affectnet7/train/2/f.png', 'affectnet7/test/3/g.png']
-    assert df.label.tolist() == ['Happiness', 'Neutral', 'Anger', 'Sadness'] and df.split.tolist() == ['train']*3 + ['test']
-    assert df.attrs['skipped'] == {'contempt (7 classes)': 1, 'no expression (8-10)': 2, 'non-positive face size': 1, 'repeated row': 1,
-                                   'missing image': 1, 'unreadable image': 1, 'face box outside the image': 1}
+    df = convert_affectnet(root/'training.csv', root/'validation.csv', root/'Manually_Annotated_Images', out,
+                           ext='.png', num_workers=2)
+    assert df.image.tolist() == ['affectnet7/train/1/a.png', 'affectnet7/train/1/b.png', 'affectnet7/train/2/f.png',
+                                 'affectnet7/test/3/g.png']
+    assert (df.label.tolist() == ['Happiness', 'Neutral', 'Anger', 'Sadness']
+            and df.split.tolist() == ['train']*3 + ['test'])
+    assert df.attrs['skipped'] == {'contempt (7 classes)': 1, 'no expression (8-10)': 2, 'non-positive face size': 1,
+                                   'repeated row': 1, 'missing image': 1, 'unreadable image': 1,
+                                   'face box outside the image': 1}
     src = np.array(Image.open(root/'Manually_Annotated_Images'/'1'/'a.jpg').convert('RGB'))
     crop = np.array(Image.open(out.parent/df.image[0]))
     assert crop.shape == (16, 20, 3) and (crop == src[4:20, 5:25]).all()                  # box x=5, y=4, w=20, h=16
     src = np.array(Image.open(root/'Manually_Annotated_Images'/'2'/'f.png'))
-    assert (np.array(Image.open(out.parent/df.image[2])) == src[20:30, 30:40]).all()      # box clipped to the 40×30 image
+    # box clipped to the 40×30 image
+    assert (np.array(Image.open(out.parent/df.image[2])) == src[20:30, 30:40]).all()
     assert read_label_csv(out, AFFECTNET_CLASSES)[0].shape == (4, 3) and not leftovers(out.parent)
-    df = convert_affectnet(root/'training.csv', root/'validation.csv', root/'Manually_Annotated_Images', tmp_path/'a8.csv', classes=8, size=24)
+    df = convert_affectnet(root/'training.csv', root/'validation.csv', root/'Manually_Annotated_Images',
+                           tmp_path/'a8.csv', classes=8, size=24)
     assert df.label.tolist()[2] == 'Contempt' and df.attrs['classes'] == list(AFFECTNET_CLASSES8)
     im = Image.open(tmp_path/df.image[0])
     assert df.image[0] == 'a8/train/1/a.jpg' and im.format == 'JPEG' and im.size == (24, 24)
@@ -245,15 +276,18 @@ def test_convert_affectnet_rejects_bad_input(affectnet, tmp_path):
     args = lambda: (root/'training.csv', root/'validation.csv', root/'Manually_Annotated_Images', tmp_path/'x.csv')
     good = (root/'training.csv').read_text()
     for bad, words, where in [(good.replace(',expression,', ',expr,'), 'missing column.*expression', 'training.csv'),
-                              (good.replace('"1.0;2.0;3.0;4.0",1,', '"1.0;2.0;3.0;4.0",happy,'), '`expression`', 'training.csv:2:'),
-                              (good.replace('"1.0;2.0;3.0;4.0",0,', '"1.0;2.0;3.0;4.0",12,'), 'in 0..10', 'training.csv:3:'),
+                              (good.replace('"1.0;2.0;3.0;4.0",1,', '"1.0;2.0;3.0;4.0",happy,'), '`expression`',
+                               'training.csv:2:'),
+                              (good.replace('"1.0;2.0;3.0;4.0",0,', '"1.0;2.0;3.0;4.0",12,'), 'in 0..10',
+                               'training.csv:3:'),
                               (good.replace('1/b.jpg,0,', '1/b.jpg,zero,'), '`face_x`', 'training.csv:3:'),
                               (good.replace('1/a.jpg', '../a.jpg'), 'not a path inside', 'training.csv:2:')]:
         (root/'training.csv').write_text(bad)
         with pytest.raises(UserError, match=words) as e: convert_affectnet(*args())
         assert where in str(e.value) and not (tmp_path/'x.csv').exists() and not (tmp_path/'x').exists()
     (root/'training.csv').write_text(good)
-    with pytest.raises(UserError, match='Manually_Annotated_Images folder not found'): convert_affectnet(*args()[:2], tmp_path/'no', tmp_path/'x.csv')
+    with pytest.raises(UserError, match='Manually_Annotated_Images folder not found'):
+        convert_affectnet(*args()[:2], tmp_path/'no', tmp_path/'x.csv')
     with pytest.raises(UserError, match='use .jpg or .png'): convert_affectnet(*args(), ext='.gif')
 
 @pytest.fixture
@@ -266,7 +300,8 @@ def cifar(tmp_path):
     batches = {}
     for split, n in (('train', 6), ('test', 3)):
         d = {b'data': rng.integers(0, 256, (n, 3072), dtype=np.uint8), b'fine_labels': [i % 3 for i in range(n)],
-             b'coarse_labels': [0]*n, b'filenames': [f'img_{split}_{i}.png'.encode() for i in range(n)], b'batch_label': b'x'}
+             b'coarse_labels': [0]*n, b'filenames': [f'img_{split}_{i}.png'.encode() for i in range(n)],
+             b'batch_label': b'x'}
         dump(d, split); batches[split] = d
     return root, batches
 
@@ -274,17 +309,20 @@ def test_convert_cifar100(cifar, tmp_path):
     root, batches = cifar
     out = tmp_path/'c100.csv'
     df = convert_cifar100(root, out)
-    assert len(df) == 9 and df.split.tolist() == ['train']*6 + ['test']*3 and df.label.tolist()[:4] == ['apple', 'bear', 'cat', 'apple']
+    assert (len(df) == 9 and df.split.tolist() == ['train']*6 + ['test']*3
+            and df.label.tolist()[:4] == ['apple', 'bear', 'cat', 'apple'])
     assert df.image[7] == 'c100/test/00001_img_test_1.png' and df.attrs['classes'] == ['apple', 'bear', 'cat']
     im = np.array(Image.open(tmp_path/df.image[7]))
     assert im.shape == (32, 32, 3) and (im == batches['test'][b'data'][1].reshape(3, 32, 32).transpose(1, 2, 0)).all()
-    assert im[0, 0, 0] == batches['test'][b'data'][1][0] and im[0, 0, 1] == batches['test'][b'data'][1][1024]   # R, G planes
+    # R, G planes
+    assert im[0, 0, 0] == batches['test'][b'data'][1][0] and im[0, 0, 1] == batches['test'][b'data'][1][1024]
     read_label_csv(out)
 
 def test_convert_cifar100_rejects_bad_input(cifar, tmp_path):
     root, batches = cifar
     for change, words in [({b'data': batches['train'][b'data'][:, :3000]}, r'shape \(6, 3000\), expected N×3072'),
-                          ({b'fine_labels': [0, 1, 2, 3, 0, 1]}, r'fine_labels\[3\] = 3'), ({b'fine_labels': [0]}, '6 integers')]:
+                          ({b'fine_labels': [0, 1, 2, 3, 0, 1]}, r'fine_labels\[3\] = 3'),
+                          ({b'fine_labels': [0]}, '6 integers')]:
         pickle.dump({**batches['train'], **change}, open(root/'train', 'wb'), protocol=2)
         with pytest.raises(UserError, match=words) as e: convert_cifar100(root, tmp_path/'x.csv')
         assert f'{root/"train"}:' in str(e.value) and not (tmp_path/'x').exists()
@@ -326,15 +364,19 @@ def test_convert_tinyimagenet_rejects_bad_input(tiny, tmp_path):
     root, wnids = tiny
     ann, good = root/'val'/'val_annotations.txt', (root/'val'/'val_annotations.txt').read_text()
     ann.write_text(good.replace(wnids[0], 'n99999999'))
-    with pytest.raises(UserError, match=r"val_annotations.txt:2: unknown wnid 'n99999999'"): convert_tinyimagenet(root, tmp_path/'x.csv')
+    with pytest.raises(UserError, match=r"val_annotations.txt:2: unknown wnid 'n99999999'"):
+        convert_tinyimagenet(root, tmp_path/'x.csv')
     ann.write_text(good + 'val_3.JPEG\n')
-    with pytest.raises(UserError, match=r"val_annotations.txt:4: expected"): convert_tinyimagenet(root, tmp_path/'x.csv')
+    with pytest.raises(UserError, match=r"val_annotations.txt:4: expected"):
+        convert_tinyimagenet(root, tmp_path/'x.csv')
     ann.write_text(good + f'val_9.JPEG\t{wnids[0]}\t0\t0\t1\t1\n')
-    with pytest.raises(UserError, match=r"1 image\(s\) missing.*line 4: val_9.JPEG"): convert_tinyimagenet(root, tmp_path/'x.csv')
+    with pytest.raises(UserError, match=r"1 image\(s\) missing.*line 4: val_9.JPEG"):
+        convert_tinyimagenet(root, tmp_path/'x.csv')
     assert len(convert_tinyimagenet(root, tmp_path/'x.csv', check_images=False)) == 10
     ann.write_text(good)
     (root/'wnids.txt').write_text('\n'.join(wnids + [wnids[1]]))
-    with pytest.raises(UserError, match=r'wnids.txt:4: n01629819 is listed twice'): convert_tinyimagenet(root, tmp_path/'y.csv')
+    with pytest.raises(UserError, match=r'wnids.txt:4: n01629819 is listed twice'):
+        convert_tinyimagenet(root, tmp_path/'y.csv')
     (root/'wnids.txt').write_text('\n'.join(wnids[:2]))
     with pytest.raises(UserError, match=r'n01641577 are not wnids listed'): convert_tinyimagenet(root, tmp_path/'y.csv')
     (root/'wnids.txt').write_text('\n'.join(wnids + ['n00000001']))
@@ -360,14 +402,17 @@ def test_convert_imagefolder(tmp_path):
     df = convert_imagefolder(split, tmp_path/'csvs'/'s.csv')
     assert df.split.tolist() == ['test', 'train', 'train', 'valid'] and df.image[3] == '../split/val/cat/0.jpeg'
     assert read_label_csv(tmp_path/'csvs'/'s.csv')[1] == ['cat', 'dog']
-    with pytest.raises(UserError, match='has a valid/val folder already'): convert_imagefolder(split, tmp_path/'v.csv', valid_pct=.2)
+    with pytest.raises(UserError, match='has a valid/val folder already'):
+        convert_imagefolder(split, tmp_path/'v.csv', valid_pct=.2)
     (split/'cat').mkdir()
-    with pytest.raises(UserError, match=r'mixes split folders \(test, train, val\) with other folders \(cat\)'): convert_imagefolder(split, tmp_path/'v.csv')
+    with pytest.raises(UserError, match=r'mixes split folders \(test, train, val\) with other folders \(cat\)'):
+        convert_imagefolder(split, tmp_path/'v.csv')
     with pytest.raises(UserError, match='no images'): convert_imagefolder(root/'empty', tmp_path/'v.csv')
     with pytest.raises(UserError, match='valid_pct=1'): convert_imagefolder(root, tmp_path/'v.csv', valid_pct=1)
 
 def test_convert_cli_for_every_dataset(ferplus, affectnet, cifar, tiny, tmp_path):
-    "Each `eac-fastai convert` command writes its CSV and reports; malformed input exits with code 2 and names the file."
+    """Each `eac-fastai convert` command writes its CSV and reports; malformed input exits with code 2 and names the
+    file."""
     runner = CliRunner()
     fer, new, _ = ferplus
     root_c, _ = cifar
@@ -375,7 +420,9 @@ def test_convert_cli_for_every_dataset(ferplus, affectnet, cifar, tiny, tmp_path
     folder = tmp_path/'folder'
     for c in ('a', 'b'):
         (folder/c).mkdir(parents=True); Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(folder/c/'0.png')
-    for args in (['ferplus', str(fer), str(new)], ['affectnet', str(affectnet/'training.csv'), str(affectnet/'validation.csv'), str(affectnet/'Manually_Annotated_Images')],
+    for args in (['ferplus', str(fer), str(new)],
+                 ['affectnet', str(affectnet/'training.csv'), str(affectnet/'validation.csv'),
+                  str(affectnet/'Manually_Annotated_Images')],
                  ['cifar100', str(root_c)], ['tinyimagenet', str(root_t)], ['imagefolder', str(folder)]):
         out = tmp_path/'out'/f'{args[0]}.csv'
         r = runner.invoke(app, ['convert', *args, '-o', str(out)])
@@ -410,13 +457,15 @@ def test_convert_fashion_mnist(fashion, tmp_path):
     assert len(train) == 20 and len(test) == 10 and (train.label.value_counts() == 2).all()      # 2 per class
     x = C.read_idx(fashion/'train-images-idx3-ubyte.gz')
     i = int(train.image.iloc[0].split('/')[-1][:-4])
-    assert np.array_equal(np.asarray(Image.open(out.parent/train.image.iloc[0])), x[i])         # pixels kept, grayscale PNG
+    # pixels kept, grayscale PNG
+    assert np.array_equal(np.asarray(Image.open(out.parent/train.image.iloc[0])), x[i])
     assert train.label.iloc[0] == C.FASHION_MNIST_CLASSES[i % 10]
     assert read_label_csv(out, C.FASHION_MNIST_CLASSES)[1] == list(C.FASHION_MNIST_CLASSES)
     assert C.convert_fashion_mnist(fashion, out, train_subset=20, seed=1, overwrite=True).equals(df)   # seeded
 
 def test_convert_fashion_mnist_bad_input(fashion, tmp_path):
-    with pytest.raises(UserError, match='multiple of 10'): C.convert_fashion_mnist(fashion, tmp_path/'a.csv', train_subset=15)
+    with pytest.raises(UserError, match='multiple of 10'):
+        C.convert_fashion_mnist(fashion, tmp_path/'a.csv', train_subset=15)
     raw = (fashion/'t10k-labels-idx1-ubyte.gz').read_bytes()
     (fashion/'t10k-labels-idx1-ubyte.gz').write_bytes(raw[:-3])
     with pytest.raises(UserError, match='t10k-labels-idx1-ubyte.gz'): C.convert_fashion_mnist(fashion, tmp_path/'b.csv')

@@ -14,7 +14,8 @@ def test_csv_errors_name_file_and_line(tmp_path):
              ('image,label,split\na.png,,train\n', 'empty `label` on line(s) 2'),
              ('image,label,split,clean_label\na.png,x,train,z\n', '`clean_label` on line(s) 2')]
     for text, words in cases:
-        with pytest.raises(UserError, match=re.escape(words)) as e: read_label_csv(write(tmp_path, text), ['x', 'y'] if 'z' in text else None)
+        with pytest.raises(UserError, match=re.escape(words)) as e:
+            read_label_csv(write(tmp_path, text), ['x', 'y'] if 'z' in text else None)
         assert 'labels.csv' in str(e.value)
     with pytest.raises(UserError, match=r'`label` on line\(s\) 3'):
         read_label_csv(write(tmp_path, 'image,label,split\na.png,x,train\nb.png,q,train\n'), ['x', 'y'])
@@ -27,28 +28,30 @@ def test_vocabulary_explicit_or_sorted(tmp_path):
     with pytest.raises(UserError, match=r"lists \['a'\] more than once"): read_label_csv(f, ['a', 'b', 'c', 'a'])
 
 def test_dataloaders_from_demo_csv(demo_csv):
-    dls = label_dataloaders(demo_csv, img_size=24, bs=8, classes=['Surprise', 'Fear', 'Disgust', 'Happiness', 'Sadness', 'Anger', 'Neutral'])
+    dls = label_dataloaders(demo_csv, img_size=24, bs=8,
+                            classes=['Surprise', 'Fear', 'Disgust', 'Happiness', 'Sadness', 'Anger', 'Neutral'])
     assert list(dls.vocab) == ['Surprise', 'Fear', 'Disgust', 'Happiness', 'Sadness', 'Anger', 'Neutral']
     assert len(dls.train_ds) == 56 and len(dls.valid_ds) == 28
     x, y = dls.valid.one_batch()
-    assert x.shape == (8, 3, 24, 24) and x.min() < -0.5                          # normalised: [0, 1] pixels would stay >= 0
+    assert x.shape == (8, 3, 24, 24) and x.min() < -0.5                      # normalised: [0, 1] pixels would stay >= 0
     assert any(type(t).__name__ == 'Normalize' for t in dls.after_batch.fs)
     test = label_dataloaders(demo_csv, img_size=24, bs=8, valid_split='test')
     assert len(test.valid_ds) == 14
     df = pd.read_csv(demo_csv)
     train_labels = [dls.vocab[int(y)] for _, y in dls.train_ds]
-    assert sorted(train_labels) == sorted(df.label[df.split == 'train'])           # the given (noisy) labels are trained on
+    assert sorted(train_labels) == sorted(df.label[df.split == 'train'])       # the given (noisy) labels are trained on
 
 def test_train_noise_rate_counts_only_rows_with_a_clean_label(demo_csv, tmp_path):
     df = pd.read_csv(demo_csv)
     train = df.split == 'train'
     noisy = (df.label != df.clean_label)[train]
     assert train_noise_rate(label_dataloaders(demo_csv, img_size=16, bs=8)) == pytest.approx(noisy.mean())
-    unknown = df.index[train][::2]                                               # every other training row: clean label not known
+    unknown = df.index[train][::2]                                     # every other training row: clean label not known
     df.loc[unknown, 'clean_label'] = ''
     f = tmp_path/'partly_known.csv'; df.to_csv(f, index=False)
     known = train & (df.clean_label.fillna('') != '')
-    assert train_noise_rate(label_dataloaders(f, root=demo_csv.parent, img_size=16, bs=8)) == pytest.approx((df.label != df.clean_label)[known].mean())
+    assert train_noise_rate(label_dataloaders(f, root=demo_csv.parent, img_size=16, bs=8)) == pytest.approx(
+        (df.label != df.clean_label)[known].mean())
     df.loc[train, 'clean_label'] = ''; df.to_csv(f, index=False)
     assert train_noise_rate(label_dataloaders(f, root=demo_csv.parent, img_size=16, bs=8)) is None
 
@@ -61,7 +64,8 @@ def test_missing_images_and_empty_classes(demo_csv, tmp_path):
     df = pd.read_csv(demo_csv)
     df = df[~((df.label == 'Fear') & (df.split == 'train'))]
     df.to_csv(f, index=False)
-    with pytest.raises(UserError, match='Fear have no training images'): label_dataloaders(f, root=demo_csv.parent, img_size=24)
+    with pytest.raises(UserError, match='Fear have no training images'):
+        label_dataloaders(f, root=demo_csv.parent, img_size=24)
     with pytest.raises(UserError, match='no rows with split=valid'):
         df[df.split != 'valid'].to_csv(f, index=False); label_dataloaders(f, root=demo_csv.parent)
 
@@ -77,7 +81,8 @@ def test_class_balanced_sampler_draws_every_class_equally(demo_csv):
     from eac_fastai.data.core import class_balanced_weights
     labels = pd.Series(['a', 'a', 'a', 'b'])
     assert class_balanced_weights(labels).tolist() == [1/3, 1/3, 1/3, 1.]
-    assert class_balanced_weights(labels, pd.Series([True, False, True, True])).tolist() == [0.5, 0., 0.5, 1.]   # counted over train rows
+    # counted over train rows
+    assert class_balanced_weights(labels, pd.Series([True, False, True, True])).tolist() == [0.5, 0., 0.5, 1.]
     set_seed(0)
     dls = label_dataloaders(demo_csv, img_size=8, bs=8, balanced=True)
     counts = dls.train_ds.items.label.value_counts()
@@ -85,7 +90,8 @@ def test_class_balanced_sampler_draws_every_class_equally(demo_csv):
     drawn = pd.Series([dls.vocab[int(y)] for _ in range(30) for _, yb in dls.train for y in yb]).value_counts()
     assert len(drawn) == len(dls.vocab) and drawn.sum() == 30*len(dls.train_ds)
     assert (drawn - drawn.mean()).abs().max() < 0.25*drawn.mean()         # with replacement, ∝ 1/count: about equal
-    assert [int(y) for _, yb in dls.valid for y in yb] == [dls.vocab.o2i[l] for l in dls.valid_ds.items.label]   # validation unchanged
+    # validation unchanged
+    assert [int(y) for _, yb in dls.valid for y in yb] == [dls.vocab.o2i[l] for l in dls.valid_ds.items.label]
 
 def test_cached_batches_equal_the_datablock_pipeline(demo_csv):
     from eac_fastai.data.core import CachedImages
@@ -119,4 +125,5 @@ def test_load_rgb_converts_every_mode(tmp_path):
         im = load_rgb(tmp_path/f'{name}.png')
         assert im.mode == 'RGB' and np.array_equal(np.asarray(im), rgb), name
     assert load_rgb(tmp_path/'p.png').mode == 'RGB'
-    assert load_rgb(dict(path=tmp_path/'l.png')).mode == 'RGB' and load_rgb(Image.open(tmp_path/'rgba.png')).mode == 'RGB'
+    assert (load_rgb(dict(path=tmp_path/'l.png')).mode == 'RGB'
+            and load_rgb(Image.open(tmp_path/'rgba.png')).mode == 'RGB')

@@ -14,13 +14,14 @@ def test_demo_dataset(tmp_path):
     assert (per_class['train'] == 10).all() and (per_class['valid'] == 3).all() and (per_class['test'] == 2).all()
     assert len(per_class) == 21
     train = df[df.split == 'train']
-    assert (train.label != train.clean_label).sum() == 14                                  # 20% of 10 per class, exactly
+    assert (train.label != train.clean_label).sum() == 14                                 # 20% of 10 per class, exactly
     assert (df[df.split != 'train'].label == df[df.split != 'train'].clean_label).all()
     im = Image.open(csv.parent/df.image[0])
     assert im.size == (40, 40) and im.mode == 'RGB'
     again = make_demo_dataset(tmp_path/'b', spec)
     assert pd.read_csv(again).equals(df)
-    assert np.array_equal(np.asarray(Image.open(again.parent/df.image[5])), np.asarray(Image.open(csv.parent/df.image[5])))
+    assert np.array_equal(np.asarray(Image.open(again.parent/df.image[5])),
+                          np.asarray(Image.open(csv.parent/df.image[5])))
     assert demo_dataset(tmp_path, spec) == tmp_path/f'demo-{spec.key}'/'labels.csv'
     assert not list(tmp_path.glob('.demo-*'))                                               # no half-written folders
 
@@ -29,4 +30,4 @@ def test_faces_are_near_symmetric_and_vary():
     faces = [np.asarray(draw_face(c, rng, 64), dtype=float) for c in RAFDB_CLASSES for _ in range(3)]
     asym = np.mean([np.abs(f - f[:, ::-1]).mean() for f in faces])
     other = np.mean([np.abs(a - b).mean() for a, b in zip(faces, faces[1:])])
-    assert asym < 0.5*other                                                                  # mirror ≈ itself, unlike another face
+    assert asym < 0.5*other                                                       # mirror ≈ itself, unlike another face

@@ -1,4 +1,5 @@
-"The notebooks execute and the offline documentation builds: one page per tutorial and per module, opened in headless Chromium."
+"""The notebooks execute and the offline documentation builds: one page per tutorial and per module, opened in
+headless Chromium."""
 import json, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
@@ -15,7 +16,8 @@ def test_api_notebooks_are_current_and_list_every_public_name():
 
 def _chromium():
     exe = shutil.which('chromium') or shutil.which('chromium-browser')
-    if exe is None and os.environ.get('CI'): pytest.fail("chromium is not installed (README's test command installs it)")
+    if exe is None and os.environ.get('CI'):
+        pytest.fail("chromium is not installed (README's test command installs it)")
     if exe is None: pytest.skip("chromium not installed")
     return exe
 
@@ -29,8 +31,11 @@ def test_notebooks_execute_and_the_docs_build_offline(tmp_path):
         missing = [n for n in m.__all__ if n not in text]
         assert not missing, f"{m.__name__}: {missing} not on its page"
     exe = _chromium()
-    for page, needles in [('02_learner_api.html', ['The Learner API', 'EACCallback']), ('api/models.learner.html', ['eac_learner', 'API reference'])]:
-        r = subprocess.run([exe, '--headless', '--no-sandbox', '--disable-gpu', '--dump-dom', (tmp_path/'docs'/page).as_uri()],
+    for page, needles in [('02_learner_api.html', ['The Learner API', 'EACCallback']),
+                          ('api/models.learner.html', ['eac_learner', 'API reference'])]:
+        r = subprocess.run([exe, '--headless', '--no-sandbox', '--disable-gpu', '--dump-dom',
+                            (tmp_path/'docs'/page).as_uri()],
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 0 and all(n in r.stdout for n in needles), r.stderr[-2000:]
-    assert (tmp_path/'docs'/'02_learner_api.html').read_text().count("src='data:image/png;base64,") >= 1   # the attention maps
+    # the attention maps
+    assert (tmp_path/'docs'/'02_learner_api.html').read_text().count("src='data:image/png;base64,") >= 1

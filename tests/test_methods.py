@@ -1,4 +1,5 @@
-"SCN, RUL and Attention Consistency: each loss pinned to its formula (EAC_SPEC §6) on fixed tensors, and each method in a real fit."
+"""SCN, RUL and Attention Consistency: each loss pinned to its formula (EAC_SPEC §6) on fixed tensors, and each method
+in a real fit."""
 import copy
 import pytest, torch, torch.nn.functional as F
 from fastai.callback.core import Callback
@@ -16,7 +17,8 @@ def _fit(learn, epochs=1, lr=1e-3, schedule='constant'):
 
 def test_rank_regularization_formula():
     alpha = torch.tensor([0.9, 0.1, 0.8, 0.3, 0.7, 0.2, 0.6, 0.5, 0.4, 0.35])
-    high, low = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.35]).mean(), torch.tensor([0.3, 0.2, 0.1]).mean()   # ⌊0.7·10⌋ = 7 high
+    # ⌊0.7·10⌋ = 7 high
+    high, low = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.35]).mean(), torch.tensor([0.3, 0.2, 0.1]).mean()
     torch.testing.assert_close(rank_regularization(alpha, 0.7, 0.6), 0.6 - (high - low))
     assert rank_regularization(alpha, 0.7, 0.15) == 0                                # groups already far enough apart
     assert rank_regularization(torch.tensor([0.5]), 0.7, 0.15) == 0                  # one image: no low group
@@ -24,13 +26,15 @@ def test_rank_regularization_formula():
 def test_rank_regularization_gradient_pushes_groups_apart():
     alpha = torch.tensor([0.5, 0.52, 0.48, 0.51], requires_grad=True)
     rank_regularization(alpha, 0.5, 1.).backward()
-    assert (alpha.grad[[1, 3]] < 0).all() and (alpha.grad[[0, 2]] > 0).all()        # descent raises the high, lowers the low
+    # descent raises the high, lowers the low
+    assert (alpha.grad[[1, 3]] < 0).all() and (alpha.grad[[0, 2]] > 0).all()
 
 def test_scn_relabel_rule():
     probs = torch.tensor([[0.7, 0.2, 0.1], [0.45, 0.35, 0.2], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4]])
     labels = torch.tensor([1, 1, 2, 0])
     new, changed = scn_relabel(probs, labels, 0.2)
-    assert changed.tolist() == [True, False, False, False] and new.tolist() == [0, 1, 2, 0]   # 0.7−0.2 > 0.2; 0.45−0.35 is not
+    # 0.7−0.2 > 0.2; 0.45−0.35 is not
+    assert changed.tolist() == [True, False, False, False] and new.tolist() == [0, 1, 2, 0]
     new, changed = scn_relabel(probs, labels, 0.05, allowed=torch.tensor([False, True, True, True]))
     assert changed.tolist() == [False, True, False, True] and new.tolist() == [1, 0, 2, 2]
 
@@ -41,14 +45,16 @@ def test_scn_head_scales_logits_by_importance():
     torch.testing.assert_close(head(x), torch.sigmoid(head.importance[0](f)) * head.fc(f))
 
 def test_uncertainty_mix_and_add_up_loss_formulas():
-    mu, log_var = torch.tensor([[1., 0.], [0., 2.], [3., 3.]]), torch.log(torch.tensor([[1., 1.], [3., 3.], [2., 6.]]))
+    mu, log_var = (torch.tensor([[1., 0.], [0., 2.], [3., 3.]]),
+                   torch.log(torch.tensor([[1., 1.], [3., 3.], [2., 6.]])))
     perm = torch.tensor([1, 2, 0])
     u = torch.tensor([1., 3., 4.])                                                   # mean of exp(log-variance)
     a = (u/(u + u[perm]))[:, None]
     torch.testing.assert_close(uncertainty_mix(mu, log_var, perm), a*mu + (1 - a)*mu[perm])
     torch.testing.assert_close(uncertainty_mix(mu, log_var, perm)[0], torch.tensor([0.25*1 + 0.75*0, 0.25*0 + 0.75*2]))
     logits, y = torch.randn(3, 4), torch.tensor([0, 3, 1])
-    torch.testing.assert_close(add_up_loss(logits, y, perm), 0.5*F.cross_entropy(logits, y) + 0.5*F.cross_entropy(logits, y[perm]))
+    torch.testing.assert_close(add_up_loss(logits, y, perm),
+                               0.5*F.cross_entropy(logits, y) + 0.5*F.cross_entropy(logits, y[perm]))
 
 def test_rul_head_mixes_in_training_and_uses_the_mean_at_test():
     head = RULHead(8, 3, (2, 2), dim=4)
@@ -66,7 +72,8 @@ class _Capture(Callback):
     def before_batch(self):
         if self.training: self.rows.append(dict(xb=self.xb[0].detach().clone(), yb=self.yb[0].detach().clone()))
     def after_loss(self):
-        if self.training: self.rows[-1].update(loss_grad=self.learn.loss_grad.detach().clone(), pred=self.pred.detach().clone())
+        if self.training:
+            self.rows[-1].update(loss_grad=self.learn.loss_grad.detach().clone(), pred=self.pred.detach().clone())
 
 def test_ac_one_forward_over_both_views_ce_on_both_plus_consistency(dls):
     cap = _Capture()
@@ -78,12 +85,14 @@ def test_ac_one_forward_over_both_views_ce_on_both_plus_consistency(dls):
     learn.ac.learn = learn
     learn.ac.before_batch()
     xb, yb = learn.xb[0], learn.yb[0]
-    assert xb.shape[0] == 2*len(x) and torch.equal(xb[len(x):], xb[:len(x)].flip(-1)) and torch.equal(yb, torch.cat([y, y]))
+    assert (xb.shape[0] == 2*len(x) and torch.equal(xb[len(x):], xb[:len(x)].flip(-1)) and
+            torch.equal(yb, torch.cat([y, y])))
     assert torch.equal(xb[:len(x)], x)                                               # AC erases nothing
     learn.ac.before_fit()
     ref.train(); learn.model.train()
     learn.pred = learn.model(xb); learn.ac.after_pred()
-    feats = ref[0](xb)                                                               # one forward: shared BatchNorm statistics
+    # one forward: shared BatchNorm statistics
+    feats = ref[0](xb)
     m1, m2 = class_activation_maps(feats, linear_head(ref).weight.detach()).chunk(2)
     torch.testing.assert_close(learn.ac.consistency_loss, F.mse_loss(m1, m2.flip(-1)))
     learn.loss_grad = F.cross_entropy(learn.pred, yb)
@@ -95,37 +104,47 @@ def test_ac_one_forward_over_both_views_ce_on_both_plus_consistency(dls):
 
 def test_scn_relabels_persist_and_feed_the_loss(dls):
     cap = _Capture()
-    learn = eac_learner(dls, 'resnet18', method='scn', margin2=0., relabel_epoch=1, cbs=[cap])    # margin 0: every image takes the argmax
+    # margin 0: every image takes the argmax
+    learn = eac_learner(dls, 'resnet18', method='scn', margin2=0., relabel_epoch=1, cbs=[cap])
     _fit(learn, 2)
     scn = learn.scn
     assert scn.relabelled_share() > 0 and (scn.labels != scn.given).sum() > 0
     frame = scn.relabel_frame()
     assert len(frame) == len(dls.train_ds) and frame.relabelled.sum() == (scn.labels != scn.given).sum()
-    assert (frame.scn_label != frame.given).sum() == frame.relabelled.sum() and set(frame.image) == set(dls.train_ds.items.image)
+    assert ((frame.scn_label != frame.given).sum() == frame.relabelled.sum() and
+            set(frame.image) == set(dls.train_ds.items.image))
     hist = learn.recorder.values
-    assert len(hist[-1]) == 6                                                        # train_loss, valid_loss, accuracy, train_ce, train_rank_reg, relabelled
+    # train_loss, valid_loss, accuracy, train_ce, train_rank_reg, relabelled
+    assert len(hist[-1]) == 6
 
 def test_scn_batches_train_on_the_current_labels(dls):
     seen = []
     class Check(Callback):
         order = 6
         def before_batch(self):
-            if self.training: seen.append(torch.equal(self.yb[0].cpu(), self.learn.scn.labels[self.learn.scn.batch_idx]))
+            if self.training:
+                seen.append(torch.equal(self.yb[0].cpu(), self.learn.scn.labels[self.learn.scn.batch_idx]))
     learn = eac_learner(dls, 'resnet18', method='scn', margin2=0., relabel_epoch=1, relabel='low', cbs=[Check()])
     _fit(learn, 2)
     assert all(seen) and len(seen) == 2*len(dls.train)
-    assert 0 < learn.scn.relabelled_share() < 1                                     # the top-importance images keep their label
-    assert 'get_idxs' not in vars(learn.dls.train)                                  # the sampler is restored after the fit
+    # the top-importance images keep their label
+    assert 0 < learn.scn.relabelled_share() < 1
+    # the sampler is restored after the fit
+    assert 'get_idxs' not in vars(learn.dls.train)
 
 def test_scn_loss_is_ce_of_scaled_logits_plus_rank_reg(dls):
     cap = _Capture()
-    learn = eac_learner(dls, 'resnet18', method='scn', margin1=10., relabel='none', cbs=[cap])   # a large margin: RR is active
-    _fit(learn, 1, lr=0.)                                                            # lr 0: the weights stay as they were
+    # a large margin: RR is active
+    learn = eac_learner(dls, 'resnet18', method='scn', margin1=10., relabel='none', cbs=[cap])
+    # lr 0: the weights stay as they were
+    _fit(learn, 1, lr=0.)
     r, head = cap.rows[0], learn.model[1]
     learn.model.train()
     with torch.no_grad():
-        alpha = head.importance(head.flatten(head.pool(learn.model[0](r['xb']))))[:, 0]   # the same batch statistics again
-    torch.testing.assert_close(r['loss_grad'], F.cross_entropy(r['pred'], r['yb']) + rank_regularization(alpha, 0.7, 10.))
+        # the same batch statistics again
+        alpha = head.importance(head.flatten(head.pool(learn.model[0](r['xb']))))[:, 0]
+    torch.testing.assert_close(r['loss_grad'],
+                               F.cross_entropy(r['pred'], r['yb']) + rank_regularization(alpha, 0.7, 10.))
 
 def test_rul_loss_groups_and_learning_rates(dls):
     class StepLRs(Callback):
@@ -136,12 +155,17 @@ def test_rul_loss_groups_and_learning_rates(dls):
     learn = eac_learner(dls, 'resnet18', method='rul', cbs=[cap, step])
     assert isinstance(learn.model[1], RULHead)
     _fit(learn, 1, lr=1e-3)
-    assert len(step.lrs) == len(dls.train) and all(lrs == pytest.approx([1e-3, 1e-2]) for lrs in step.lrs)   # at each step
-    assert [g['lr'] for g in learn.opt.opt.param_groups] == pytest.approx([1e-3, 1e-3])                  # the schedule's, between steps
-    assert learn.recorder.lrs == pytest.approx([1e-3]*len(dls.train))                                    # what fastai logs
-    assert sum(p.numel() for p in learn.opt.opt.param_groups[1]['params']) == sum(p.numel() for p in learn.model[1].fc.parameters())
+    # at each step
+    assert len(step.lrs) == len(dls.train) and all(lrs == pytest.approx([1e-3, 1e-2]) for lrs in step.lrs)
+    # the schedule's, between steps
+    assert [g['lr'] for g in learn.opt.opt.param_groups] == pytest.approx([1e-3, 1e-3])
+    # what fastai logs
+    assert learn.recorder.lrs == pytest.approx([1e-3]*len(dls.train))
+    assert (sum(p.numel() for p in learn.opt.opt.param_groups[1]['params']) ==
+            sum(p.numel() for p in learn.model[1].fc.parameters()))
     r = cap.rows[0]
-    assert r['loss_grad'] > 0 and learn.model[1].perm is None                       # the pairing is consumed by the loss
+    # the pairing is consumed by the loss
+    assert r['loss_grad'] > 0 and learn.model[1].perm is None
 
 @pytest.mark.parametrize('method', list(METHODS))
 def test_every_method_trains_exports_and_predicts(dls, method, tmp_path):
@@ -160,13 +184,16 @@ def test_flip_is_refused_in_the_basic_aug_of_flip_methods():
 
 @pytest.mark.parametrize('method', ['ac', 'scn', 'rul'])
 def test_lr_find_leaves_every_method_as_it_was(dls, method, tmp_path):
-    learn = eac_learner(dls, 'resnet18', method=method, path=tmp_path, **(dict(relabel_epoch=1, margin2=0.) if method == 'scn' else {}))
+    learn = eac_learner(dls, 'resnet18', method=method, path=tmp_path,
+                        **(dict(relabel_epoch=1, margin2=0.) if method == 'scn' else {}))
     before = copy.deepcopy(learn.model.state_dict())
     with learn.no_bar(), learn.no_logging(): learn.lr_find(1e-5, 1e-1, num_it=20, show_plot=False, suggest_funcs=None)
-    assert len(learn.recorder.losses) > 5 and learn.recorder.lrs[0] == pytest.approx(1e-5)   # the rate the body steps at (RUL: fc ×10)
+    # the rate the body steps at (RUL: fc ×10)
+    assert len(learn.recorder.losses) > 5 and learn.recorder.lrs[0] == pytest.approx(1e-5)
     assert all(torch.equal(v, learn.model.state_dict()[k]) for k, v in before.items())   # lr_find restores the weights
     assert not any(m._forward_hooks for m in learn.model.modules())                      # no hook left behind
-    assert len(learn.metrics) == 1                                                       # only accuracy: the logged terms are removed
+    # only accuracy: the logged terms are removed
+    assert len(learn.metrics) == 1
     if method == 'scn': assert learn.scn.relabelled_share() == 0 and 'get_idxs' not in vars(learn.dls.train)
 
 def test_rul_classifier_lr_under_fastais_own_fits(dls, tmp_path):
@@ -180,8 +207,10 @@ def test_rul_classifier_lr_under_fastais_own_fits(dls, tmp_path):
         assert seen and all(b == pytest.approx(10*a) for a, b in seen)             # every step, whatever set the rates
     from eac_fastai.models.weights import read_state_dict
     learn.path = tmp_path
-    saved = learn.save('last', with_opt=True)                                        # its optimizer state holds numpy scalars
-    assert torch.equal(read_state_dict(saved)['0.0.weight'], learn.model[0][0].weight.detach())   # usable as model.weights
+    # its optimizer state holds numpy scalars
+    saved = learn.save('last', with_opt=True)
+    # usable as model.weights
+    assert torch.equal(read_state_dict(saved)['0.0.weight'], learn.model[0][0].weight.detach())
 
 def test_rul_refuses_a_last_batch_of_one(demo_csv):
     from eac_fastai.data.core import label_dataloaders
@@ -200,7 +229,8 @@ def test_an_interrupted_fit_leaves_a_usable_learner(dls, method, tmp_path):
     learn = eac_learner(dls, 'resnet18', method=method, path=tmp_path)
     with pytest.raises(KeyboardInterrupt), learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3, cbs=Stop())
     preds, targs = learn.get_preds(ds_idx=0)
-    assert targs.tolist() == [dls.vocab.o2i[l] for l in dls.train_ds.items.label]   # dataset order: no sampler left patched
+    # dataset order: no sampler left patched
+    assert targs.tolist() == [dls.vocab.o2i[l] for l in dls.train_ds.items.label]
     learn.export('m.pkl')
     assert load_learner(tmp_path/'m.pkl').predict(dls.valid_ds.items.path.iloc[0])[2].shape == (len(dls.vocab),)
     _fit(learn)                                                                      # and it trains again

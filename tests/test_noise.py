@@ -53,7 +53,8 @@ def test_add_label_noise_keeps_clean_and_other_splits():
 
 def test_make_noise_cli(tmp_path):
     src = tmp_path/'clean.csv'
-    pd.DataFrame(dict(image=[f'{i}.png' for i in range(70)], label=np.repeat(list('abcdefg'), 10), split='train')).to_csv(src, index=False)
+    pd.DataFrame(dict(image=[f'{i}.png' for i in range(70)], label=np.repeat(list('abcdefg'), 10),
+                      split='train')).to_csv(src, index=False)
     out, runner = tmp_path/'noisy.csv', CliRunner()
     r = runner.invoke(app, ['make-noise', str(src), '-o', str(out), '--rate', '0.3', '--seed', '1'])
     assert r.exit_code == 0, r.output
@@ -64,7 +65,8 @@ def test_make_noise_cli(tmp_path):
     assert r.exit_code == 2 and 'already exists' in r.output and out.read_text() == before
     r = runner.invoke(app, ['make-noise', str(src), '-o', str(tmp_path/'x.csv'), '--kind', 'matrix'])
     assert r.exit_code == 2 and '--matrix' in r.output and not (tmp_path/'x.csv').exists()
-    m = tmp_path/'m.csv'; m.write_text('\n'.join(','.join('1' if i == (j+1) % 7 else '0' for j in range(7)) for i in range(7)))
+    m = tmp_path/'m.csv'
+    m.write_text('\n'.join(','.join('1' if i == (j+1) % 7 else '0' for j in range(7)) for i in range(7)))
     r = runner.invoke(app, ['make-noise', str(src), '-o', str(tmp_path/'p.csv'), '--kind', 'matrix', '--matrix', str(m),
                             '--classes', 'a,b,c,d,e,f,g'])
     assert r.exit_code == 0, r.output
@@ -76,16 +78,19 @@ def test_make_noise_edge_cases(tmp_path):
     src = tmp_path/'c.csv'
     pd.DataFrame(dict(image=[f'{i}.png' for i in range(6)], label=list('abcabc'), split=['train']*4 + ['test']*2,
                       clean_label=['a', '', 'c', 'a', '', ''])).to_csv(src, index=False)
-    m = tmp_path/'m.csv'; m.write_text('0.33333,0.33333,0.33333\n' * 3)        # columns sum to 0.99999: accepted, renormalised
+    # columns sum to 0.99999: accepted, renormalised
+    m = tmp_path/'m.csv'; m.write_text('0.33333,0.33333,0.33333\n' * 3)
     r = runner.invoke(app, ['make-noise', str(src), '-o', str(tmp_path/'n.csv'), '--kind', 'matrix', '--matrix', str(m),
                             '--no-exact', '--classes', 'a,b,c'])
     assert r.exit_code == 0, r.output
     out = pd.read_csv(tmp_path/'n.csv', keep_default_na=False)
-    assert list(out.clean_label) == ['a', 'b', 'c', 'a', 'b', 'c']                # empty clean_label: the given label is the truth
+    # empty clean_label: the given label is the truth
+    assert list(out.clean_label) == ['a', 'b', 'c', 'a', 'b', 'c']
     one = tmp_path/'one.csv'
     pd.DataFrame(dict(image=['a.png'], label=['x'], split=['train'])).to_csv(one, index=False)
     r = runner.invoke(app, ['make-noise', str(one), '-o', str(tmp_path/'o.csv')])
-    assert r.exit_code == 2 and 'one.csv' in r.output and 'at least 2 classes' in r.output and 'Traceback' not in r.output
+    assert (r.exit_code == 2 and 'one.csv' in r.output and 'at least 2 classes' in r.output
+            and 'Traceback' not in r.output)
 
 def test_pairflip_follows_a_class_order_the_user_gave(tmp_path):
     "Pair-flip (and a matrix) depend on the class order: without --classes or --recipe, exit 2 naming the sorted order."

@@ -6,7 +6,9 @@ from PIL import Image
 from typer.testing import CliRunner
 from eac_fastai.cli import app
 
-TINY = "method: eac\nseed: 0\ndata: {demo: {n_train: 6, n_valid: 3, n_test: 2, size: 32}, img_size: 32, bs: 16, cache: true}\ntrain: {epochs: 2, lr: 1.0e-3, device: cpu}\n"
+TINY = ("method: eac\nseed: 0\n"
+        "data: {demo: {n_train: 6, n_valid: 3, n_test: 2, size: 32}, img_size: 32, bs: 16, cache: true}\n"
+        "train: {epochs: 2, lr: 1.0e-3, device: cpu}\n")
 
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
@@ -24,25 +26,29 @@ def run(tmp_path_factory):
 def _chromium():
     exe = shutil.which('chromium') or shutil.which('chromium-browser')
     if exe is None:
-        if os.environ.get('CI'): pytest.fail("chromium is not installed: README's test command installs it (apt-get install chromium)")
+        if os.environ.get('CI'):
+            pytest.fail("chromium is not installed: README's test command installs it (apt-get install chromium)")
         pytest.skip("chromium not installed (apt-get install chromium)")
     return exe
 
 CHECK = ("<script>addEventListener('load', () => document.body.setAttribute('data-loaded', "
-         "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length + '/' + document.images.length))</script>")
+         "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length + '/' + "
+         "document.images.length))</script>")
 
 def test_report_renders_with_all_images_in_chromium(run, tmp_path):
     r = CliRunner().invoke(app, ['report', str(run)])
     assert r.exit_code == 0, r.output
     page = (run/'report.html').read_text()
-    for section in ('Training curves', 'Confusion matrix', 'Attention maps', 't-SNE', 'Label issues', 'Recipe', 'memorisation'):
+    for section in ('Training curves', 'Confusion matrix', 'Attention maps', 't-SNE', 'Label issues', 'Recipe',
+                    'memorisation'):
         assert section in page, section
     assert 'src="http' not in page and '<link' not in page                              # self-contained
     probe = tmp_path/'probe.html'
     probe.write_text(page.replace('</body>', CHECK + '</body>'))
-    out = subprocess.run([_chromium(), '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-                          '--disable-background-networking', '--disable-component-update', '--disable-sync',
-                          f'--user-data-dir={tmp_path/"profile"}', '--virtual-time-budget=10000', '--dump-dom', probe.as_uri()],
+    out = subprocess.run([_chromium(), '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
+                          '--no-first-run', '--disable-background-networking', '--disable-component-update',
+                          '--disable-sync', f'--user-data-dir={tmp_path/"profile"}', '--virtual-time-budget=10000',
+                          '--dump-dom', probe.as_uri()],
                          capture_output=True, text=True, timeout=120)
     loaded = re.search(r'data-loaded="(\d+)/(\d+)"', out.stdout)
     assert loaded, out.stderr[-2000:]
@@ -55,7 +61,8 @@ def test_label_issues_csv(run):
     assert r.exit_code == 0, r.output
     assert re.search(r'precision \d\.\d{3} \(\d+/\d+\), recall \d\.\d{3} \(\d+/\d+ flipped labels\)', r.output)
     f = pd.read_csv(run/'label_issues.csv')
-    assert list(f.columns) == ['image', 'is_label_issue', 'label_quality', 'given_label', 'predicted_label', 'clean_label', 'is_noisy']
+    assert list(f.columns) == ['image', 'is_label_issue', 'label_quality', 'given_label', 'predicted_label',
+                               'clean_label', 'is_noisy']
     assert len(f) == 42 and f.is_noisy.sum() == (f.given_label != f.clean_label).sum() > 0    # every training image
     issues = f[f.is_label_issue]
     assert issues.label_quality.is_monotonic_increasing and (f.index[f.is_label_issue] < len(issues)).all()
@@ -67,23 +74,28 @@ def test_predict_run_dir_and_export_agree_on_any_image_mode(run, tmp_path):
     folder = tmp_path/'imgs'; (folder/'sub').mkdir(parents=True)
     rgb = np.asarray(Image.open(src[0]).convert('RGB'))
     Image.fromarray(rgb).save(folder/'a_rgb.png')
-    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])).save(folder/'b_rgba.png')  # opaque alpha: same image
+    # opaque alpha: same image
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])).save(folder/'b_rgba.png')
     Image.open(src[1]).convert('L').save(folder/'sub'/'c_gray.png')
     Image.fromarray(np.asarray(Image.open(src[2]).convert('L')).astype(np.uint16)*257).save(folder/'d_16bit.png')
     r = CliRunner().invoke(app, ['predict', str(run), str(folder), '-o', str(tmp_path/'p.csv')])
     assert r.exit_code == 0, r.output
     p = pd.read_csv(tmp_path/'p.csv')
-    assert [Path(i).name for i in p.image] == ['a_rgb.png', 'b_rgba.png', 'd_16bit.png', 'c_gray.png']        # sorted paths, sub/ last
+    # sorted paths, sub/ last
+    assert [Path(i).name for i in p.image] == ['a_rgb.png', 'b_rgba.png', 'd_16bit.png', 'c_gray.png']
     probs = p.filter(like='prob_')
     assert probs.shape[1] == 7 and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
     assert np.allclose(probs.iloc[0], probs.iloc[1], atol=1e-6)                                # RGBA read as its RGB
     assert (p.pred == probs.idxmax(axis=1).str.removeprefix('prob_')).all()
     r = CliRunner().invoke(app, ['predict', str(run/'export.pkl'), str(folder), '-o', str(tmp_path/'e.csv')])
-    assert r.exit_code == 2 and '--trust-pickle' in r.output and not (tmp_path/'e.csv').exists()   # a pickle runs code: opt in
-    r = CliRunner().invoke(app, ['predict', str(run/'export.pkl'), str(folder), '-o', str(tmp_path/'e.csv'), '--trust-pickle'])
+    # a pickle runs code: opt in
+    assert r.exit_code == 2 and '--trust-pickle' in r.output and not (tmp_path/'e.csv').exists()
+    r = CliRunner().invoke(app, ['predict', str(run/'export.pkl'), str(folder), '-o', str(tmp_path/'e.csv'),
+                                 '--trust-pickle'])
     assert r.exit_code == 0, r.output
     e = pd.read_csv(tmp_path/'e.csv')
-    assert np.allclose(e.filter(like='prob_'), probs, atol=1e-5)                              # the export predicts the same
+    # the export predicts the same
+    assert np.allclose(e.filter(like='prob_'), probs, atol=1e-5)
     r = CliRunner().invoke(app, ['predict', str(run), str(folder), '-o', str(tmp_path/'p.csv')])
     assert r.exit_code == 2 and 'already exists' in r.output
     (folder/'broken.png').write_bytes(b'not a png')
@@ -100,7 +112,8 @@ def test_exported_learner_has_no_training_callbacks(run):
     assert label in learn.dls.vocab and float(probs.sum()) == pytest.approx(1, abs=1e-5)
 
 def test_bad_run_folder_exit_2(tmp_path):
-    for args in (['report', str(tmp_path)], ['label-issues', str(tmp_path)], ['predict', str(tmp_path/'none'), str(tmp_path)]):
+    for args in (['report', str(tmp_path)], ['label-issues', str(tmp_path)],
+                 ['predict', str(tmp_path/'none'), str(tmp_path)]):
         r = CliRunner().invoke(app, args)
         assert r.exit_code == 2, (args, r.output)
 
@@ -118,5 +131,6 @@ def test_sweep_report_plots_the_ablation(tmp_path):
     from eac_fastai.analysis.figures import ablation_figure
     fig = ablation_figure(pd.DataFrame(rows))
     ax = fig.axes[0]
-    assert ax.get_xlabel() == 'eac.lam' and len(ax.lines) == 2                                 # one line per noise level
+    # one line per noise level
+    assert ax.get_xlabel() == 'eac.lam' and len(ax.lines) == 2
     assert list(ax.lines[0].get_xdata()) == [1, 3, 5] and ax.lines[0].get_ydata()[-1] == pytest.approx(55)

@@ -1,4 +1,5 @@
-"Crash-safe checkpoints and `eac-fastai train --resume`: an interrupted run continues to the same result as an uninterrupted one."
+"""Crash-safe checkpoints and `eac-fastai train --resume`: an interrupted run continues to the same result as an
+uninterrupted one."""
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pandas as pd, pytest, torch
@@ -11,7 +12,8 @@ from eac_fastai.training.runs import load_run
 from eac_fastai.training.fit import resume_run, train_recipe
 from eac_fastai.models.weights import load_torch_file
 
-RECIPE = ("method: {method}\nseed: 0\ndata: {{demo: {{n_train: {n}, n_valid: 3, n_test: 2, size: 32}}, img_size: 32, bs: 16}}\n"
+RECIPE = ("method: {method}\nseed: 0\n"
+          "data: {{demo: {{n_train: {n}, n_valid: 3, n_test: 2, size: 32}}, img_size: 32, bs: 16}}\n"
           "model: {{arch: resnet10_narrow}}\ntrain: {{epochs: 4, lr: 2.0e-3, schedule: one_cycle, device: cpu}}\n")
 
 def _recipe(tmp_path, method='eac', n=6, extra=''):
@@ -51,13 +53,15 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path, settings_
         pd.testing.assert_frame_equal(pd.read_csv(whole/'scn_labels.csv'), pd.read_csv(cut/'scn_labels.csv'))
 
 def test_kill_9_mid_epoch_then_resume_from_the_cli(tmp_path, settings_file):
-    "A real `eac-fastai train` process killed with SIGKILL during an epoch; `--resume` ends where the uninterrupted run ends."
+    """A real `eac-fastai train` process killed with SIGKILL during an epoch; `--resume` ends where the uninterrupted
+    run ends."""
     recipe, cli = _recipe(tmp_path, n=40), str(Path(sys.executable).parent/'eac-fastai')
     env = dict(os.environ, OMP_NUM_THREADS='1')
     run = lambda *a: subprocess.run([cli, 'train', *a], capture_output=True, text=True, env=env, timeout=600)
     r = run(str(recipe), '--out', str(tmp_path/'whole'))
     assert r.returncode == 0, r.stderr[-3000:]
-    p = subprocess.Popen([cli, 'train', str(recipe), '--out', str(tmp_path/'cut')], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    p = subprocess.Popen([cli, 'train', str(recipe), '--out', str(tmp_path/'cut')], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env=env)
     try:
         deadline = time.time() + 300
         while not list((tmp_path/'cut').glob(f'*/models/{RESUME}')):
@@ -70,7 +74,8 @@ def test_kill_9_mid_epoch_then_resume_from_the_cli(tmp_path, settings_file):
     (cut,) = (tmp_path/'cut').iterdir()
     done = load_torch_file(cut/'models'/RESUME)['epoch']
     assert done < 3 and not (cut/'metrics.json').exists()
-    assert not [f for f in (cut/'models').iterdir() if f.name.startswith('.')]   # no temporary file counts as a checkpoint
+    # no temporary file counts as a checkpoint
+    assert not [f for f in (cut/'models').iterdir() if f.name.startswith('.')]
     r = run('--resume', str(cut))
     assert r.returncode == 0, r.stderr[-3000:]
     assert f'after epoch {done}' in r.stdout
@@ -78,7 +83,8 @@ def test_kill_9_mid_epoch_then_resume_from_the_cli(tmp_path, settings_file):
     _same_result(whole, cut)
 
 def test_resume_refuses_what_it_cannot_continue(tmp_path, settings_file):
-    "Exit code 2 and one message, nothing written: a finished run, a run without a checkpoint, a recipe as well, a checkpoint of another model or epoch count, a corrupt checkpoint."
+    """Exit code 2 and one message, nothing written: a finished run, a run without a checkpoint, a recipe as well, a
+    checkpoint of another model or epoch count, a corrupt checkpoint."""
     cli = CliRunner()
     done = train_recipe(load_recipe(_recipe(tmp_path)), tmp_path/'runs')
     before = {f: f.stat().st_mtime_ns for f in done.rglob('*') if f.is_file()}
@@ -90,7 +96,8 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, settings_file):
         assert r.exit_code == 2 and msg in r.output, r.output
     (done/'metrics.json').unlink()
     recipe, stat = (done/'recipe.yaml').read_text(), (done/'recipe.yaml').stat()
-    (done/'recipe.yaml').write_text(recipe.replace('epochs: 4', 'epochs: 5'))          # the recipe edited after the run started
+    # the recipe edited after the run started
+    (done/'recipe.yaml').write_text(recipe.replace('epochs: 4', 'epochs: 5'))
     r = cli.invoke(app, ['train', '--resume', str(done)])
     assert r.exit_code == 2 and 'written for 4 epochs but recipe.yaml says 5' in r.output, r.output
     (done/'recipe.yaml').write_text(recipe); os.utime(done/'recipe.yaml', ns=(stat.st_atime_ns, stat.st_mtime_ns))
@@ -98,14 +105,16 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, settings_file):
     state['model']['0.0.weight'] = state['model']['0.0.weight'][:1]                     # weights of another model
     torch.save(state, done/'models'/RESUME)
     r = cli.invoke(app, ['train', '--resume', str(done)])
-    assert r.exit_code == 2 and "does not fit the run's model or optimizer" in r.output and 'restore it or start a new run' in r.output, r.output
+    assert (r.exit_code == 2 and "does not fit the run's model or optimizer" in r.output
+            and 'restore it or start a new run' in r.output), r.output
     (done/'models'/RESUME).write_bytes(b'not a checkpoint')
     r = cli.invoke(app, ['train', '--resume', str(done)])
     assert r.exit_code == 2 and 'not a PyTorch checkpoint' in r.output, r.output
     (done/'models'/RESUME).unlink()
     r = cli.invoke(app, ['train', '--resume', str(done)])
     assert r.exit_code == 2 and 'before its first epoch ended' in r.output, r.output
-    assert {f: f.stat().st_mtime_ns for f in done.rglob('*') if f.is_file()} == {f: t for f, t in before.items() if f.exists()}
+    assert {f: f.stat().st_mtime_ns for f in done.rglob('*') if f.is_file()} == \
+           {f: t for f, t in before.items() if f.exists()}
 
 def test_checkpoints_are_fastai_files_and_resume_can_be_off(tmp_path, settings_file):
     "`last.pth` loads with `learn.load` (optimizer too); `train.resumable=false` writes no resume.pth."
@@ -113,7 +122,8 @@ def test_checkpoints_are_fastai_files_and_resume_can_be_off(tmp_path, settings_f
     assert not (run/'models'/RESUME).exists()
     last = load_torch_file(run/'models'/'last.pth')
     assert set(last) == {'model', 'opt'}
-    assert torch.equal(torch.load(run/'models'/'best.pth', weights_only=True)['0.0.weight'], last['model']['0.0.weight'])
+    assert torch.equal(torch.load(run/'models'/'best.pth', weights_only=True)['0.0.weight'],
+                       last['model']['0.0.weight'])
     learn = load_run(run)[1]
     learn.load('last', with_opt=True)                 # fastai's own loader, optimizer state included
     assert torch.equal(learn.model[0][0].weight.detach(), last['model']['0.0.weight'])

@@ -37,14 +37,16 @@ def test_torch_adam_with_coupled_weight_decay_everywhere(dls):
     opt = learn.opt.opt
     assert isinstance(opt, torch.optim.Adam)
     for g in opt.param_groups:
-        assert g['weight_decay'] == 1e-4 and g['betas'] == (0.9, 0.999) and g['eps'] == 1e-8 and not g.get('decoupled_weight_decay', False)
+        assert (g['weight_decay'] == 1e-4 and g['betas'] == (0.9, 0.999) and g['eps'] == 1e-8
+                and not g.get('decoupled_weight_decay', False))
     n_params = sum(len(g['params']) for g in opt.param_groups)
     assert n_params == len(list(learn.model.parameters()))     # BatchNorm and bias decayed too, like torch.optim.Adam
     fa = eac_learner(dls, 'resnet18', opt='fastai_adam'); fa.create_opt()
     assert type(fa.opt).__name__ == 'Optimizer'
 
 def test_wd_bn_bias_off_only_where_it_works(dls):
-    with pytest.raises(ValueError, match='needs opt fastai_adam or fastai_sgd'): eac_learner(dls, 'resnet18', opt='adam', wd_bn_bias=False)
+    with pytest.raises(ValueError, match='needs opt fastai_adam or fastai_sgd'):
+        eac_learner(dls, 'resnet18', opt='adam', wd_bn_bias=False)
     learn = eac_learner(dls, 'resnet18', opt='fastai_adam', wd_bn_bias=False); learn.create_opt()
     bn = learn.model[0][1].weight
     assert learn.opt.state[bn]['do_wd'] is False

@@ -14,13 +14,15 @@ TINY = ['data.demo={n_train: 3, n_valid: 2, n_test: 1, size: 32}', 'data.img_siz
         'eac.ramp=1']                                                    # the recipe's 5-epoch ramp fits in 2 epochs
 
 def test_parse_grid_reads_values_as_yaml_lists():
-    fixed, grid = parse_grid(['eac.lam=0.1,1,5', 'augment.erase.ratio=[0.1,10],[0.3,3.3]', 'train.epochs=3', '~augment.crop', 'method=eac,scn'])
+    fixed, grid = parse_grid(['eac.lam=0.1,1,5', 'augment.erase.ratio=[0.1,10],[0.3,3.3]', 'train.epochs=3',
+                              '~augment.crop', 'method=eac,scn'])
     assert fixed == ['train.epochs=3', '~augment.crop']
     assert grid == {'eac.lam': [0.1, 1, 5], 'augment.erase.ratio': [[0.1, 10], [0.3, 3.3]], 'method': ['eac', 'scn']}
 
 def test_sweep_plan_validates_every_run_first():
     plan = sweep_plan(str(QUICK), ['eac.lam=0.1,1', 'augment.erase.p=0.5,1.0', 'train.epochs=1', 'eac.ramp=1'])
-    assert len(plan) == 4 and {(p['recipe'].eac.lam, p['recipe'].augment.erase.p) for p in plan} == {(0.1, .5), (0.1, 1.), (1, .5), (1, 1.)}
+    assert len(plan) == 4 and {(p['recipe'].eac.lam, p['recipe'].augment.erase.p) for p in plan} == \
+           {(0.1, .5), (0.1, 1.), (1, .5), (1, 1.)}
     with pytest.raises(RecipeError, match='augment.erase.p'): sweep_plan(str(QUICK), ['augment.erase.p=0.5,2'])
     matrix = Path(__file__).parent.parent/'recipes'/'table1.yaml'
     assert len(sweep_plan(f'{matrix}#rafdb-*-noise30-pretrained', ['eac.lam=1,5'])) == 8
@@ -32,15 +34,18 @@ def test_every_method_trains_through_the_cli(method, settings_file, tmp_path):
     run, = (tmp_path/'runs').iterdir()
     m = json.loads((run/'metrics.json').read_text())
     assert m['method'] == method and m['epochs'] == 2 and 0 <= m['last5_mean_accuracy'] <= 1
-    assert m['train_noise_rate'] == pytest.approx(1/3)                              # exactly 1 of 3 labels changed per class
+    # exactly 1 of 3 labels changed per class
+    assert m['train_noise_rate'] == pytest.approx(1/3)
     assert (run/'scn_labels.csv').exists() == (method == 'scn')
 
 def test_sweep_then_table(settings_file, tmp_path):
-    r = CliRunner().invoke(app, ['sweep', str(QUICK), 'method=baseline,eac', 'eac.lam=0.3', *TINY, '--out', str(tmp_path/'runs')])
+    r = CliRunner().invoke(app, ['sweep', str(QUICK), 'method=baseline,eac', 'eac.lam=0.3', *TINY,
+                                 '--out', str(tmp_path/'runs')])
     assert r.exit_code == 0, r.output
     sweep, = (tmp_path/'runs').iterdir()
     df = pd.read_csv(sweep/'sweep.csv')
-    assert list(df.method) == ['baseline', 'eac'] and df.last5_mean_accuracy.between(0, 1).all() and len(list(sweep.iterdir())) == 3
+    assert (list(df.method) == ['baseline', 'eac'] and df.last5_mean_accuracy.between(0, 1).all()
+            and len(list(sweep.iterdir())) == 3)
     for run, given in zip(df.run, df.final_flipped_as_given):                # each run's last memorisation figure
         assert given == pd.read_csv(Path(run)/'history.csv').flipped_as_given.iloc[-1]
     table = r.output[r.output.index('2 run(s)'):]                                   # the runs side by side, in %
@@ -55,8 +60,10 @@ def test_sweep_then_table(settings_file, tmp_path):
     r = CliRunner().invoke(app, ['table', str(tmp_path/'runs'), '--csv', str(tmp_path/'t.csv')])
     assert r.exit_code == 0, r.output
     t = pd.read_csv(tmp_path/'t.csv')
-    assert set(t.method) == {'baseline', 'eac'} and (t.dataset == 'demo').all() and (t.init == 'scratch').all() and t.paper.isna().all()
-    assert t.variant.isna().all() and (t.noise == 35).all()                         # one run per cell; 1 of 3 labels noisy: 33% → 35
+    assert (set(t.method) == {'baseline', 'eac'} and (t.dataset == 'demo').all() and (t.init == 'scratch').all()
+            and t.paper.isna().all())
+    # one run per cell; 1 of 3 labels noisy: 33% → 35
+    assert t.variant.isna().all() and (t.noise == 35).all()
     assert 'demo' in r.output and 'baseline' in r.output
     r = CliRunner().invoke(app, ['sweep', str(QUICK), 'eac.lam=1,2', '--dry-run'])
     assert r.exit_code == 0 and '2 run(s)' in r.output
@@ -67,14 +74,18 @@ def test_table_puts_the_papers_number_beside_ours(tmp_path):
                                      (dict(dataset='ferplus', method='scn', noise='noise10', init='scratch'), 0.7),
                                      (dict(dataset='rafdb', method='eac', noise='noise30', init='pretrained'), 0.5)]):
         d = tmp_path/f'run{i}'; d.mkdir()
-        (d/'recipe.yaml').write_text(json.dumps(dict(method=tags['method'], tags=tags, seed=i, data={'csv': 'x/y.csv'}, eac={'lam': 1 if i == 3 else 5},
-                                                     model={'weights': 'w.pth' if tags['init'] == 'pretrained' else None})))
-        (d/'metrics.json').write_text(json.dumps(dict(last5_mean_accuracy=acc, final_accuracy=acc, best_accuracy=acc, epochs=60)))
+        (d/'recipe.yaml').write_text(json.dumps(dict(
+            method=tags['method'], tags=tags, seed=i, data={'csv': 'x/y.csv'}, eac={'lam': 1 if i == 3 else 5},
+            model={'weights': 'w.pth' if tags['init'] == 'pretrained' else None})))
+        (d/'metrics.json').write_text(json.dumps(dict(last5_mean_accuracy=acc, final_accuracy=acc, best_accuracy=acc,
+                                                      epochs=60)))
     t = results_table(collect_runs([tmp_path]))
     row = t[(t.dataset == 'rafdb') & (t.variant == 'eac.lam=5')].iloc[0]           # two seeds of one recipe: averaged
     lam1 = t[t.variant == 'eac.lam=1'].iloc[0]
-    assert lam1.runs == 1 and lam1.last5 == 50                                       # another recipe in the cell is kept apart
-    assert row.runs == 2 and row.last5 == pytest.approx(84.) and row.paper == PAPER_TABLE1[('eac', 'pretrained', 30, 'rafdb')] == 84.42
+    # another recipe in the cell is kept apart
+    assert lam1.runs == 1 and lam1.last5 == 50
+    assert (row.runs == 2 and row.last5 == pytest.approx(84.)
+            and row.paper == PAPER_TABLE1[('eac', 'pretrained', 30, 'rafdb')] == 84.42)
     assert t[t.dataset == 'ferplus'].iloc[0].paper == 78.83
     assert list(t.init) == ['pretrained', 'pretrained', 'scratch']                  # the paper's order
     (tmp_path/'run0'/'metrics.json').write_text('[]')

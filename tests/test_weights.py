@@ -10,7 +10,8 @@ from eac_fastai.models.weights import checkpoint_format, load_backbone_weights, 
 
 def body_matches(learn, sd):
     ref = torchvision.models.resnet18(); ref.load_state_dict(sd)
-    ours, theirs = learn.model[0].state_dict().values(), torch.nn.Sequential(*list(ref.children())[:-2]).state_dict().values()
+    ours, theirs = (learn.model[0].state_dict().values(),
+                    torch.nn.Sequential(*list(ref.children())[:-2]).state_dict().values())
     return len(ours) == len(theirs) and all(torch.equal(a, b) for a, b in zip(ours, theirs))
 
 @pytest.mark.parametrize('layout', ['torchvision', 'rul', 'module_prefix'])
@@ -45,7 +46,8 @@ def test_missing_bn_counters_are_fine(dls, tmp_path):
 
 def test_wrong_arch_or_shapes_fail_clearly(dls, tmp_path):
     torch.save(torchvision.models.resnet34().state_dict(), tmp_path/'r34.pth')
-    with pytest.raises(UserError, match='r34.pth: does not fit the ResNet backbone of model.arch: unexpected keys: layer1.2'):
+    with pytest.raises(UserError,
+                       match='r34.pth: does not fit the ResNet backbone of model.arch: unexpected keys: layer1.2'):
         eac_learner(dls, 'resnet18', weights=tmp_path/'r34.pth')
     sd = torchvision.models.resnet18().state_dict(); sd['conv1.weight'] = torch.zeros(64, 1, 7, 7)
     torch.save(sd, tmp_path/'shape.pth')
@@ -54,7 +56,8 @@ def test_wrong_arch_or_shapes_fail_clearly(dls, tmp_path):
     ijba = {f'module.{k}': v for k, v in torchvision.models.resnet18().state_dict().items() if not k.startswith('fc')}
     ijba['module.feature.weight'] = torch.zeros(256, 512)             # SCN/RAN's ijba_res18_naive layout
     torch.save({'state_dict': ijba}, tmp_path/'ijba.pth')
-    with pytest.raises(UserError, match='unexpected keys: feature.weight'): eac_learner(dls, 'resnet18', weights=tmp_path/'ijba.pth')
+    with pytest.raises(UserError, match='unexpected keys: feature.weight'):
+        eac_learner(dls, 'resnet18', weights=tmp_path/'ijba.pth')
 
 class Evil:
     def __reduce__(self): return (print, ('pwned',))
@@ -64,7 +67,8 @@ def test_pickled_code_and_junk_refused(tmp_path, capsys):
     with pytest.raises(UserError, match='refused to load'): read_state_dict(tmp_path/'evil.pth')
     assert 'pwned' not in capsys.readouterr().out
     with open(tmp_path/'plain.pkl', 'wb') as f: pickle.dump(Evil(), f)
-    with pytest.raises(UserError, match='refused to load|not a PyTorch checkpoint'): read_state_dict(tmp_path/'plain.pkl')
+    with pytest.raises(UserError, match='refused to load|not a PyTorch checkpoint'):
+        read_state_dict(tmp_path/'plain.pkl')
     assert 'pwned' not in capsys.readouterr().out
     (tmp_path/'text.pth').write_text('hello')
     with pytest.raises(UserError, match='not a PyTorch checkpoint'): read_state_dict(tmp_path/'text.pth')
@@ -76,7 +80,8 @@ def test_pickled_code_and_junk_refused(tmp_path, capsys):
 
 @pytest.fixture(scope='module')
 def vggface2_pkl(tmp_path_factory):
-    "A fake `resnet50_ft_weight.pkl`: random resnet50_vggface2 weights (fc 2048→8631), no BN counters, pickle protocol 2."
+    """A fake `resnet50_ft_weight.pkl`: random resnet50_vggface2 weights (fc 2048→8631), no BN counters,
+    pickle protocol 2."""
     torch.manual_seed(3)
     sd = {k: v.numpy() for k, v in resnet50_vggface2().state_dict().items() if not k.endswith('num_batches_tracked')}
     f = tmp_path_factory.mktemp('vggface2')/'resnet50_ft_weight.pkl'
@@ -87,7 +92,8 @@ def vggface2_pkl(tmp_path_factory):
 def test_vggface2_pickle_loads_into_its_body(vggface2_pkl):
     f, sd = vggface2_pkl
     assert checkpoint_format(f) == 'pickle'
-    ref = resnet50_vggface2(); ref.load_state_dict(read_state_dict(f))   # strict, as the official EAC: BN counters are filled
+    # strict, as the official EAC: BN counters are filled
+    ref = resnet50_vggface2(); ref.load_state_dict(read_state_dict(f))
     body = create_body(resnet50_vggface2(), pretrained=False)
     assert load_backbone_weights(body, resnet50_vggface2(), f) == ['fc.weight', 'fc.bias']
     ours, theirs = body.state_dict(), torch.nn.Sequential(*list(ref.children())[:-2]).state_dict()
@@ -97,9 +103,10 @@ def test_vggface2_pickle_loads_into_its_body(vggface2_pkl):
 def test_vggface2_names_also_fit_torchvision_resnet50(vggface2_pkl):
     "The trap: same names and shapes, so torchvision's resnet50 loads the pickle, but it is another network."
     f, _ = vggface2_pkl
-    caffe, tv = create_body(resnet50_vggface2(), pretrained=False), create_body(torchvision.models.resnet50(), pretrained=False, cut=-2)
+    caffe, tv = (create_body(resnet50_vggface2(), pretrained=False),
+                 create_body(torchvision.models.resnet50(), pretrained=False, cut=-2))
     assert load_backbone_weights(tv, torchvision.models.resnet50(), f) == ['fc.weight', 'fc.bias']     # no error
-    caffe.load_state_dict(tv.state_dict())                                                              # the same tensors
+    caffe.load_state_dict(tv.state_dict())                                                            # the same tensors
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad(): a, b = caffe.eval()(x), tv.eval()(x)
     assert a.shape == b.shape and not torch.allclose(a, b, atol=1e-3)
@@ -112,7 +119,8 @@ class _Py2Pickler(pickle._Pickler):
     dispatch[bytes] = save_py2_str
 
 def test_python2_pickle_of_arrays(tmp_path):
-    sd = {'conv1.weight': np.random.randn(4, 3, 7, 7).astype(np.float32), 'bn1.running_var': np.random.rand(4).astype(np.float32)}
+    sd = {'conv1.weight': np.random.randn(4, 3, 7, 7).astype(np.float32),
+          'bn1.running_var': np.random.rand(4).astype(np.float32)}
     with open(tmp_path/'py2.pkl', 'wb') as f: _Py2Pickler(f, protocol=2).dump(sd)
     assert pickle.BINSTRING in (tmp_path/'py2.pkl').read_bytes()
     out = read_state_dict(tmp_path/'py2.pkl')
@@ -135,15 +143,18 @@ def test_vggface2_pickle_errors_name_keys(tmp_path):
     sd = {k: v.numpy() for k, v in resnet50_vggface2().state_dict().items() if k.startswith(('conv1.', 'bn1.'))}
     sd['conv1.weight'], sd['extra.weight'] = np.zeros((64, 3, 3, 3), np.float32), np.zeros(3, np.float32)
     with open(tmp_path/'part.pkl', 'wb') as f: pickle.dump(sd, f, protocol=2)
-    with pytest.raises(UserError, match=r'part.pkl: does not fit the ResNet backbone of model.arch: missing keys: layer1\.0\.conv1\.weight, '
-                       r'.* \(260\); unexpected keys: extra\.weight \(1\); shape mismatches: conv1\.weight \(64, 3, 3, 3\) vs \(64, 3, 7, 7\) \(1\)'):
-        load_backbone_weights(create_body(resnet50_vggface2(), pretrained=False), resnet50_vggface2(), tmp_path/'part.pkl')
+    with pytest.raises(UserError, match=r'part.pkl: does not fit the ResNet backbone of model.arch: '
+                       r'missing keys: layer1\.0\.conv1\.weight, .* \(260\); unexpected keys: extra\.weight \(1\); '
+                       r'shape mismatches: conv1\.weight \(64, 3, 3, 3\) vs \(64, 3, 7, 7\) \(1\)'):
+        load_backbone_weights(create_body(resnet50_vggface2(), pretrained=False), resnet50_vggface2(),
+                              tmp_path/'part.pkl')
 
 def test_pickles_of_other_things_fail_clearly(tmp_path):
     for name, obj in (('list.pkl', [np.zeros(2)]), ('text.pkl', {'conv1.weight': 'abc'}), ('empty.pkl', {})):
         with open(tmp_path/name, 'wb') as f: pickle.dump(obj, f, protocol=2)
         with pytest.raises(UserError, match=f'{name}: expected a state_dict'): read_state_dict(tmp_path/name)
     (tmp_path/'junk.pkl').write_bytes(b'\x00\x01junk')
-    with pytest.raises(UserError, match='junk.pkl: neither a PyTorch checkpoint .* nor a pickle of numpy arrays'): read_state_dict(tmp_path/'junk.pkl')
+    with pytest.raises(UserError, match='junk.pkl: neither a PyTorch checkpoint .* nor a pickle of numpy arrays'):
+        read_state_dict(tmp_path/'junk.pkl')
     (tmp_path/'cut.pkl').write_bytes(b'\x80\x02}q\x00(X')
     with pytest.raises(UserError, match='cut.pkl: not a readable pickle'): read_state_dict(tmp_path/'cut.pkl')

@@ -21,13 +21,14 @@ def png_bytes(fig:Figure, dpi:int=100) -> bytes:
 
 def _overlay(ax, image, heat, lo, hi, caption):
     ax.imshow(image)
-    ax.imshow((heat - lo)/(hi - lo + 1e-12), cmap='jet', alpha=0.45, vmin=0, vmax=1, extent=(-0.5, image.shape[1]-0.5, image.shape[0]-0.5, -0.5))
+    ax.imshow((heat - lo)/(hi - lo + 1e-12), cmap='jet', alpha=0.45, vmin=0, vmax=1,
+              extent=(-0.5, image.shape[1]-0.5, image.shape[0]-0.5, -0.5))
     ax.set_xticks([]); ax.set_yticks([]); ax.set_xlabel(caption, fontsize=8)
 
-def attention_figure(images:torch.Tensor, maps:torch.Tensor, flipped_maps:torch.Tensor, titles, captions, flipped_captions,
-                     per_row:int=4) -> Figure:
-    """Each image (N×3×H×W, values in [0, 1]) beside its mirror image, each overlaid with its attention map (upsampled, one
-    colour scale per pair), `titles` above the pair and `captions` / `flipped_captions` under the two."""
+def attention_figure(images:torch.Tensor, maps:torch.Tensor, flipped_maps:torch.Tensor, titles, captions,
+                     flipped_captions, per_row:int=4) -> Figure:
+    """Each image (N×3×H×W, values in [0, 1]) beside its mirror image, each overlaid with its attention map (upsampled,
+    one colour scale per pair), `titles` above the pair and `captions` / `flipped_captions` under the two."""
     n = len(images)
     rows, size = -(-n//per_row), images.shape[-2:]
     up = lambda m: F.interpolate(m[:, None].float(), size=tuple(size), mode='bilinear', align_corners=False)[:, 0]
@@ -38,7 +39,8 @@ def attention_figure(images:torch.Tensor, maps:torch.Tensor, flipped_maps:torch.
     for i in range(n):
         r, c = divmod(i, per_row)
         lo, hi = min(maps[i].min(), flipped_maps[i].min()).item(), max(maps[i].max(), flipped_maps[i].max()).item()
-        for j, (img, heat, cap) in enumerate(((images[i], maps[i], captions[i]), (images[i].flip(-1), flipped_maps[i], flipped_captions[i]))):
+        for j, (img, heat, cap) in enumerate(((images[i], maps[i], captions[i]),
+                                              (images[i].flip(-1), flipped_maps[i], flipped_captions[i]))):
             ax = axes[r, 2*c+j]; ax.axis('on')
             _overlay(ax, img.permute(1, 2, 0).numpy(), heat.numpy(), lo, hi, cap)
         axes[r, 2*c].set_title(titles[i], fontsize=8, loc='left')
@@ -56,7 +58,8 @@ def confusion_figure(truth, pred, classes, title:str='') -> Figure:
     ax = fig.subplots()
     ax.imshow(pct, cmap='Blues', vmin=0, vmax=100)
     for (i, j), v in np.ndenumerate(pct):
-        if m[i, j]: ax.text(j, i, f'{v:.0f}', ha='center', va='center', fontsize=8, color='white' if v > 60 else 'black')
+        if m[i, j]: ax.text(j, i, f'{v:.0f}', ha='center', va='center', fontsize=8,
+                            color='white' if v > 60 else 'black')
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha='right', fontsize=8)
     ax.set_yticks(range(len(classes)), classes, fontsize=8)
     ax.set_xlabel('predicted'); ax.set_ylabel('true')
@@ -65,13 +68,15 @@ def confusion_figure(truth, pred, classes, title:str='') -> Figure:
     return fig
 
 def tsne_figure(features:np.ndarray, given, clean, classes, max_points:int=2000, seed:int=0) -> Figure:
-    """t-SNE of `features` (N×C) in two panels with the same points: coloured by the given (noisy) labels and by the clean
-    labels (class indices; `clean` None: one panel). Up to `max_points` points, drawn at random (seeded)."""
+    """t-SNE of `features` (N×C) in two panels with the same points: coloured by the given (noisy) labels and by the
+    clean labels (class indices; `clean` None: one panel). Up to `max_points` points, drawn at random (seeded)."""
     from sklearn.manifold import TSNE
     rng = np.random.default_rng(seed)
     keep = np.sort(rng.choice(len(features), min(len(features), max_points), replace=False))
-    xy = TSNE(2, init='pca', random_state=seed, perplexity=min(30., (len(keep)-1)/3)).fit_transform(np.asarray(features)[keep])
-    panels = [('given labels', np.asarray(given)[keep])] + ([] if clean is None else [('clean labels', np.asarray(clean)[keep])])
+    xy = TSNE(2, init='pca', random_state=seed,
+              perplexity=min(30., (len(keep)-1)/3)).fit_transform(np.asarray(features)[keep])
+    panels = ([('given labels', np.asarray(given)[keep])] +
+              ([] if clean is None else [('clean labels', np.asarray(clean)[keep])]))
     fig = Figure(figsize=(5.2*len(panels)+1.6, 5))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     cmap = 'tab10' if len(classes) <= 10 else 'tab20'
@@ -89,14 +94,19 @@ def _colour(cmap:str, k:int):
     return colormaps[cmap](k % colormaps[cmap].N)
 
 def curves_figure(history:pd.DataFrame) -> Figure:
-    "Per epoch: evaluation accuracy; training and evaluation losses (and the method's terms); memorisation, when logged."
+    """Per epoch: evaluation accuracy; training and evaluation losses (and the method's terms); memorisation,
+    when logged."""
     h, e = history, history.epoch + 1
-    panels = [('accuracy', ['accuracy']), ('loss', [c for c in ('train_loss', 'valid_loss', 'train_ce', 'train_consistency', 'train_rank_reg') if c in h])]
-    if 'flipped_as_given' in h: panels.append(('training images with a flipped label', ['flipped_as_given', 'flipped_as_clean']))
+    panels = [('accuracy', ['accuracy']),
+              ('loss', [c for c in ('train_loss', 'valid_loss', 'train_ce', 'train_consistency', 'train_rank_reg')
+                        if c in h])]
+    if 'flipped_as_given' in h:
+        panels.append(('training images with a flipped label', ['flipped_as_given', 'flipped_as_clean']))
     fig = Figure(figsize=(4.6*len(panels), 3.4))
     for ax, (title, cols) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
         for c in cols:
-            label = {'flipped_as_given': 'predicted as the given (noisy) label', 'flipped_as_clean': 'predicted as the clean label'}.get(c, c)
+            label = {'flipped_as_given': 'predicted as the given (noisy) label',
+                     'flipped_as_clean': 'predicted as the clean label'}.get(c, c)
             ax.plot(e, h[c].astype(float), marker='.', label=label)
         if title != 'loss': ax.set_ylim(0, 1)
         ax.set_xlabel('epoch'); ax.set_title(title, fontsize=9); ax.legend(fontsize=7); ax.grid(alpha=0.3)
@@ -128,7 +138,8 @@ def _axis(values):
         return [labels.index(str(v)) for v in values], labels
 
 def ablation_figure(sweep:pd.DataFrame) -> Figure:
-    "Last-5 mean accuracy against each swept key of a `sweep.csv` frame, one line per cell (and per value of the other keys)."
+    """Last-5 mean accuracy against each swept key of a `sweep.csv` frame, one line per cell
+    (and per value of the other keys)."""
     keys = swept_keys(sweep) or ['cell']
     fig = Figure(figsize=(4.6*len(keys), 3.4))
     for ax, key in zip(fig.subplots(1, len(keys), squeeze=False)[0], keys):

@@ -35,7 +35,8 @@ def label_issues_frame(items:pd.DataFrame, labels, probs, classes, clean=None, b
     `clean_label` and `is_noisy`."""
     classes, probs, labels = np.asarray(classes, dtype=object), np.asarray(probs, dtype=float), np.asarray(labels)
     out = pd.DataFrame(dict(image=items['image'].to_numpy() if 'image' in items else np.arange(len(labels)),
-                            is_label_issue=find_label_issues(labels, probs, by), label_quality=label_quality(labels, probs),
+                            is_label_issue=find_label_issues(labels, probs, by),
+                            label_quality=label_quality(labels, probs),
                             given_label=classes[labels], predicted_label=classes[probs.argmax(1)]))
     if clean is not None:
         clean = np.asarray(clean)
@@ -44,14 +45,17 @@ def label_issues_frame(items:pd.DataFrame, labels, probs, classes, clean=None, b
         noisy = pd.Series(clean != labels, dtype='boolean')
         noisy[~known] = pd.NA
         out['is_noisy'] = noisy
-    return out.sort_values(['is_label_issue', 'label_quality'], ascending=[False, True], kind='stable').reset_index(drop=True)
+    return out.sort_values(['is_label_issue', 'label_quality'], ascending=[False, True],
+                           kind='stable').reset_index(drop=True)
 
 def issue_detection_scores(frame:pd.DataFrame) -> dict|None:
-    "Precision and recall of `is_label_issue` against the images whose label is known to be noisy (None without clean labels)."
+    """Precision and recall of `is_label_issue` against the images whose label is known to be noisy
+    (None without clean labels)."""
     if 'is_noisy' not in frame: return None
     known = frame[frame.is_noisy.notna()]
     if known.empty: return None
     flagged, noisy = known.is_label_issue.astype(bool), known.is_noisy.astype(bool)
     hit = int((flagged & noisy).sum())
     return dict(flagged=int(flagged.sum()), noisy=int(noisy.sum()), true_positives=hit,
-                precision=hit/int(flagged.sum()) if flagged.any() else None, recall=hit/int(noisy.sum()) if noisy.any() else None)
+                precision=hit/int(flagged.sum()) if flagged.any() else None,
+                recall=hit/int(noisy.sum()) if noisy.any() else None)

@@ -23,19 +23,24 @@ def rng_preserved():
     finally: set_rng_states(state)
 
 def flipped_rows(items) -> np.ndarray:
-    "Positions of the rows of a label frame whose `label` differs from a non-empty `clean_label` (empty without that column)."
+    """Positions of the rows of a label frame whose `label` differs from a non-empty `clean_label`
+    (empty without that column)."""
     if not isinstance(items, pd.DataFrame) or CLEAN not in items.columns: return np.zeros(0, dtype=int)
     clean = items[CLEAN].fillna('')
     return np.flatnonzero(((items.label != clean) & (clean != '')).to_numpy())
 
 class MemorisationCallback(Callback):
-    "Log `flipped_as_given` and `flipped_as_clean` (shares of the training images with a flipped label) after each validation."
-    order = DistributedTrainer.order - 1               # before Recorder reads the metrics, and set up before the loaders are distributed
-    def __init__(self, bs:int|None=None): self.bs = bs  # batch size of the extra pass (default: the validation loader's)
+    """Log `flipped_as_given` and `flipped_as_clean` (shares of the training images with a flipped label)
+    after each validation."""
+    # before Recorder reads the metrics, and set up before the loaders are distributed
+    order = DistributedTrainer.order - 1
+    # batch size of the extra pass (default: the validation loader's)
+    def __init__(self, bs:int|None=None): self.bs = bs
 
     def before_fit(self):
         self.metrics_added = []
-        if self.learn.lock.locked() or hasattr(self.learn, 'lr_finder'): return   # validate/get_preds/lr_find: nothing to track
+        # validate/get_preds/lr_find: nothing to track
+        if self.learn.lock.locked() or hasattr(self.learn, 'lr_finder'): return
         items = self.dls.train_ds.items
         rows = flipped_rows(items)
         if not len(rows): return
@@ -49,7 +54,8 @@ class MemorisationCallback(Callback):
 
     def predict(self) -> torch.Tensor:
         "The class the model predicts for each training image with a flipped label."
-        with rng_preserved(): return outputs(self.learn.model, self.flipped_dl)[0].argmax(1)   # iterating draws a base seed
+        # iterating draws a base seed
+        with rng_preserved(): return outputs(self.learn.model, self.flipped_dl)[0].argmax(1)
 
     def after_validate(self):
         if not self.metrics_added or self.learn.lock.locked(): return

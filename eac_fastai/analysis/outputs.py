@@ -42,7 +42,8 @@ def outputs(model, dl) -> tuple[Tensor, Tensor]:
 
 @dataclass
 class TrainingOutputs:
-    "The training images of a learner with their given and clean labels (class indices, -1: unknown) and the model's outputs."
+    """The training images of a learner with their given and clean labels (class indices, -1: unknown)
+    and the model's outputs."""
     items: pd.DataFrame
     labels: np.ndarray
     clean: np.ndarray|None                              # None: the CSV has no clean_label column
@@ -54,10 +55,12 @@ def training_outputs(learn) -> TrainingOutputs:
     items, o2i = learn.dls.train_ds.items, {c: i for i, c in enumerate(learn.dls.vocab)}
     probs, feats = outputs(learn.model, training_dl(learn.dls))
     clean = items[CLEAN].map(lambda c: o2i.get(c, -1)).to_numpy(dtype=int) if CLEAN in items.columns else None
-    return TrainingOutputs(items.reset_index(drop=True), items.label.map(o2i).to_numpy(dtype=int), clean, probs.numpy(), feats.numpy())
+    return TrainingOutputs(items.reset_index(drop=True), items.label.map(o2i).to_numpy(dtype=int), clean, probs.numpy(),
+                           feats.numpy())
 
 def attention_maps(model, x:Tensor, classes:Tensor|None=None) -> tuple[Tensor, Tensor]:
-    "Each image's attention map (N×H×W, the body's resolution) for `classes` (default: its predicted class), and those classes."
+    """Each image's attention map (N×H×W, the body's resolution) for `classes` (default: its predicted class),
+    and those classes."""
     body, head = _body_head(model)
     training = model.training
     model.eval()

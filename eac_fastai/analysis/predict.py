@@ -3,7 +3,8 @@
 A run directory is rebuilt from its `recipe.yaml` and `models/<checkpoint>.pth` (loaded with `weights_only`: nothing in
 it can run code), on a DataBlock over the images given, so the training data need not be there. An `export.pkl`
 (`learn.export`, written by every run, without the training callbacks) is a pickle: `load_learner` runs code from it,
-so `inference_learner` loads one only with `trust_pickle=True` (`--trust-pickle`): for exports you made. Either way an image is read as in training: RGB (grayscale, palette and RGBA images
+so `inference_learner` loads one only with `trust_pickle=True` (`--trust-pickle`): for exports you made. Either way \
+an image is read as in training: RGB (grayscale, palette and RGBA images
 converted, 16-bit images scaled to 8 bits), squish-resized, normalised."""
 from pathlib import Path
 import pandas as pd, torch
@@ -16,11 +17,13 @@ from ..training.runs import load_run, read_run_classes, read_run_recipe
 __all__ = ['image_files', 'inference_learner', 'predict_images']
 
 def image_files(inputs) -> list[Path]:
-    "The image files named by `inputs` (files, or folders searched recursively for `IMAGE_EXTS`), in order, checked readable."
+    """The image files named by `inputs` (files, or folders searched recursively for `IMAGE_EXTS`), in order,
+    checked readable."""
     files = []
     for p in map(Path, inputs):
         if p.is_dir():
-            found = sorted(f for f in p.rglob('*') if f.suffix.lower() in IMAGE_EXTS and f.is_file() and not f.name.startswith('.'))
+            found = sorted(f for f in p.rglob('*')
+                           if f.suffix.lower() in IMAGE_EXTS and f.is_file() and not f.name.startswith('.'))
             if not found: raise UserError(f"{p}: no image files ({', '.join(IMAGE_EXTS)}) in this folder")
             files += found
         elif p.exists(): files.append(p)
@@ -30,15 +33,16 @@ def image_files(inputs) -> list[Path]:
     return files
 
 def inference_learner(source, files, checkpoint:str='last', bs:int=64, trust_pickle:bool=False):
-    """A learner for `files`: rebuilt from run directory `source` (its `checkpoint`), or loaded from the export file `source`
-    when `trust_pickle` (a pickle can run code when loaded)."""
+    """A learner for `files`: rebuilt from run directory `source` (its `checkpoint`), or loaded from the export file
+    `source` when `trust_pickle` (a pickle can run code when loaded)."""
     source = Path(source)
     if source.is_file():
         if not trust_pickle:
-            raise UserError(f"{source}: an exported learner is a pickle, which can run code when loaded; give its run folder "
-                            f"({source.parent}) instead, or pass --trust-pickle if you made this file yourself")
+            raise UserError(f"{source}: an exported learner is a pickle, which can run code when loaded; give its run "
+                            f"folder ({source.parent}) instead, or pass --trust-pickle if you made this file yourself")
         try: return load_learner(source, cpu=not torch.cuda.is_available())
-        except Exception as e: raise UserError(f"{source}: not a learner exported by fastai ({type(e).__name__}: {e})") from None
+        except Exception as e:
+            raise UserError(f"{source}: not a learner exported by fastai ({type(e).__name__}: {e})") from None
     if not source.is_dir(): raise UserError(f"{source}: no such run directory or export file")
     r, classes = read_run_recipe(source), read_run_classes(source)
     block = noisy_label_block(classes, r.data.img_size, (list(r.data.mean), list(r.data.std)))
@@ -47,7 +51,8 @@ def inference_learner(source, files, checkpoint:str='last', bs:int=64, trust_pic
     return load_run(source, checkpoint, dls=dls)[1]
 
 def predict_images(learn, files, bs:int=64) -> pd.DataFrame:
-    "One row per image: `image`, `pred` (the most probable class) and `prob_<class>` for every class, in the model's order."
+    """One row per image: `image`, `pred` (the most probable class) and `prob_<class>` for every class,
+    in the model's order."""
     vocab = list(learn.dls.vocab)
     with learn.no_bar(): probs, _ = learn.get_preds(dl=learn.dls.test_dl([str(f) for f in files], bs=bs))
     out = pd.DataFrame(dict(image=[str(f) for f in files], pred=[vocab[i] for i in probs.argmax(1).tolist()]))

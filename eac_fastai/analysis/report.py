@@ -33,7 +33,8 @@ def _img(fig, alt:str) -> str:
 def _table(df:pd.DataFrame, left=()) -> str:
     head = ''.join(f'<th class="{"l" if c in left else ""}">{html.escape(str(c))}</th>' for c in df.columns)
     fmt = lambda v: f'{v:.4f}' if isinstance(v, float) else html.escape(str(v))
-    rows = ''.join('<tr>' + ''.join(f'<td class="{"l" if c in left else ""}">{fmt(v)}</td>' for c, v in zip(df.columns, r)) + '</tr>'
+    rows = ''.join('<tr>' + ''.join(f'<td class="{"l" if c in left else ""}">{fmt(v)}</td>'
+                                    for c, v in zip(df.columns, r)) + '</tr>'
                    for r in df.itertuples(index=False))
     return f'<table><tr>{head}</tr>{rows}</table>'
 
@@ -54,20 +55,24 @@ def _attention_section(learn, out, n:int) -> str:
     mean, std = normalize_stats(learn.dls)
     images = (x*std + mean).clamp(0, 1).cpu()
     vocab = list(learn.dls.vocab)
-    titles = [f"given {vocab[out.labels[i]]}" + ('' if out.clean is None or out.clean[i] < 0 else f" · clean {vocab[out.clean[i]]}") for i in pick]
+    titles = [f"given {vocab[out.labels[i]]}" +
+              ('' if out.clean is None or out.clean[i] < 0 else f" · clean {vocab[out.clean[i]]}") for i in pick]
     fig = attention_figure(images, maps.cpu(), flipped_maps.cpu(), titles, [f"pred {vocab[c]}" for c in k.tolist()],
                            [f"mirror: pred {vocab[c]}" for c in pred_flipped.tolist()])
-    return (_img(fig, 'attention maps') + '<p class="note">Each image and its mirror image, each overlaid with the attention map of the '
-            "class predicted for the image (one colour scale per pair): the CAM for a pooling → Linear head, gradient × feature "
-            "for the others. Training images whose given label differs from the clean one come first.</p>")
+    return (_img(fig, 'attention maps') + '<p class="note">Each image and its mirror image, each overlaid with the '
+            "attention map of the class predicted for the image (one colour scale per pair): the CAM for a pooling → "
+            "Linear head, gradient × feature for the others. Training images whose given label differs from the clean "
+            "one come first.</p>")
 
 def _issues_section(out, classes) -> str:
     frame = label_issues_frame(out.items, out.labels, out.probs, classes, out.clean)
     s = issue_detection_scores(frame)
-    text = f"{int(frame.is_label_issue.sum())} of {len(frame)} training images flagged (confident learning on the final model's predictions)"
+    text = (f"{int(frame.is_label_issue.sum())} of {len(frame)} training images flagged "
+            "(confident learning on the final model's predictions)")
     if s: text += (f"; {s['true_positives']} of them really have a flipped label: precision {s['precision'] or 0:.3f}, "
                    f"recall {s['recall'] or 0:.3f} of the {s['noisy']} flipped labels")
-    return f'<p>{html.escape(text)}.</p>' + _table(frame.head(15), left=('image', 'given_label', 'predicted_label', 'clean_label'))
+    return f'<p>{html.escape(text)}.</p>' + _table(frame.head(15),
+                                                   left=('image', 'given_label', 'predicted_label', 'clean_label'))
 
 def run_report(run, checkpoint:str='last', n_attention:int=8, tsne_points:int=2000, settings=None) -> str:
     "The HTML report of run directory `run` (its data must be where its recipe says)."
@@ -77,23 +82,28 @@ def run_report(run, checkpoint:str='last', n_attention:int=8, tsne_points:int=20
     history = pd.read_csv(run/'history.csv')
     classes = list(learn.dls.vocab)
     out = training_outputs(learn)
-    sections = [('Metrics', _table(pd.DataFrame([{k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}]).T.reset_index()
-                                   .set_axis(['metric', 'value'], axis=1), left=('metric', 'value'))),
-                ('Training curves', _img(curves_figure(history), 'training curves') + '<p class="note">Accuracy and losses per epoch; '
-                 'memorisation: among the training images whose label was flipped, the share the model predicts as the given (noisy) '
-                 'label and as the clean label.</p>')]
+    sections = [('Metrics', _table(pd.DataFrame([{k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}])
+                                   .T.reset_index().set_axis(['metric', 'value'], axis=1), left=('metric', 'value'))),
+                ('Training curves', _img(curves_figure(history), 'training curves') +
+                 '<p class="note">Accuracy and losses per epoch; memorisation: among the training images whose label '
+                 'was flipped, the share the model predicts as the given (noisy) label and as the clean label.</p>')]
     preds = sorted(run.glob('preds_*.csv'))
     if preds:
         p = pd.read_csv(preds[0], dtype=str, keep_default_na=False)
         truth = p.clean_label.where(p.clean_label != '', p.label) if 'clean_label' in p else p.label
-        sections.append((f'Confusion matrix ({preds[0].stem.removeprefix("preds_")} split)', _img(confusion_figure(truth, p.pred, classes), 'confusion matrix')))
+        sections.append((f'Confusion matrix ({preds[0].stem.removeprefix("preds_")} split)',
+                         _img(confusion_figure(truth, p.pred, classes), 'confusion matrix')))
     sections += [(f'Attention maps ({checkpoint} model)', _attention_section(learn, out, n_attention)),
-                 ('Features (t-SNE)', _img(tsne_figure(out.features, out.labels, None if out.clean is None else np.where(out.clean >= 0, out.clean, -1),
-                                                       classes, tsne_points), 't-SNE') +
-                  '<p class="note">Globally pooled body features of training images, coloured by the label the model was given and by the clean label.</p>'),
+                 ('Features (t-SNE)',
+                  _img(tsne_figure(out.features, out.labels,
+                                   None if out.clean is None else np.where(out.clean >= 0, out.clean, -1),
+                                   classes, tsne_points), 't-SNE') +
+                  '<p class="note">Globally pooled body features of training images, coloured by the label the model '
+                  'was given and by the clean label.</p>'),
                  ('Label issues', _issues_section(out, classes)),
                  ('Recipe', f'<pre>{html.escape((run/"recipe.yaml").read_text())}</pre>')]
-    if (run/'env.json').is_file(): sections.append(('Environment', f'<pre>{html.escape((run/"env.json").read_text())}</pre>'))
+    if (run/'env.json').is_file():
+        sections.append(('Environment', f'<pre>{html.escape((run/"env.json").read_text())}</pre>'))
     return _page(f"{run.name}: {recipe.method} · {recipe.model.arch}", sections)
 
 def sweep_report(folder) -> str:
@@ -113,8 +123,8 @@ def sweep_report(folder) -> str:
                                     ('Runs', _table(sweep, left=('cell', 'run')))])
 
 def write_report(path, out=None, overwrite:bool=False, checkpoint:str='last', **kwargs) -> Path:
-    """Write the report of a run or sweep folder `path` to `out` (default: `path/report.html`); an existing file only with
-    `overwrite`. `checkpoint` and `kwargs` go to `run_report` (a sweep's page has no model)."""
+    """Write the report of a run or sweep folder `path` to `out` (default: `path/report.html`); an existing file only
+    with `overwrite`. `checkpoint` and `kwargs` go to `run_report` (a sweep's page has no model)."""
     path = Path(path)
     if not path.is_dir(): raise UserError(f"{path}: no such run or sweep folder")
     out = Path(out) if out else path/'report.html'

@@ -37,7 +37,8 @@ scn 0 30 62.43 72.71 40.89
 rul 0 30 66.92 76.92 44.77
 eac 0 30 68.20 78.07 47.60"""
 PAPER_TABLE1 = {(m, 'pretrained' if p == '1' else 'scratch', int(n), d): float(v)
-                for m, p, n, *vs in (l.split() for l in _T1.splitlines()) for d, v in zip(('rafdb', 'ferplus', 'affectnet'), vs)}
+                for m, p, n, *vs in (l.split() for l in _T1.splitlines())
+                for d, v in zip(('rafdb', 'ferplus', 'affectnet'), vs)}
 "The supplementary's Table 1, test accuracy (%), keyed by (method, init, noise %, dataset)."
 PAPER_AC_RAFDB_30 = 78.29
 "Attention Consistency on RAF-DB with 30% noise, pretrained ResNet-18 (supplementary §6)."
@@ -51,14 +52,17 @@ METHOD_ORDER, DATASET_ORDER = ('baseline', 'ac', 'scn', 'rul', 'eac'), ('rafdb',
 def _read_run(d:Path) -> dict:
     "The table cell and accuracies (%) of the finished run in `d`."
     try: m, r = json.loads((d/'metrics.json').read_text()), yaml.safe_load((d/'recipe.yaml').read_text())
-    except (OSError, ValueError, yaml.YAMLError) as e: raise UserError(f"{d}: not a finished run ({type(e).__name__}: {e})") from None
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        raise UserError(f"{d}: not a finished run ({type(e).__name__}: {e})") from None
     need = ('last5_mean_accuracy', 'final_accuracy', 'best_accuracy')
     if not (isinstance(m, dict) and isinstance(r, dict) and all(isinstance(m.get(k), (int, float)) for k in need)):
-        raise UserError(f"{d}: metrics.json needs {', '.join(need)} and recipe.yaml a recipe; is it an eac-fastai run folder?")
+        raise UserError(f"{d}: metrics.json needs {', '.join(need)} and recipe.yaml a recipe; "
+                        "is it an eac-fastai run folder?")
     tags, data, model = r.get('tags') or {}, r.get('data') or {}, r.get('model') or {}
-    if m.get('train_noise_rate') is not None: noise = 5*round(20*m['train_noise_rate'])      # measured, to the nearest 5%
+    if m.get('train_noise_rate') is not None: noise = 5*round(20*m['train_noise_rate'])  # measured, to the nearest 5%
     else: noise = int(''.join(c for c in str(tags['noise']) if c.isdigit()) or 0) if 'noise' in tags else None
-    dataset = tags.get('dataset') or (Path(data['csv']).parent.name or Path(data['csv']).stem if data.get('csv') else 'demo')
+    dataset = tags.get('dataset') or (Path(data['csv']).parent.name or Path(data['csv']).stem
+                                      if data.get('csv') else 'demo')
     recipe = {k: v for k, v in _flat(r).items() if k != 'seed' and not k.startswith('tags.')}
     return dict(run=str(d), dataset=dataset, method=r.get('method', 'eac'), noise=noise,
                 init='pretrained' if model.get('weights') else 'scratch', recipe=recipe,
@@ -94,9 +98,11 @@ def results_table(runs:pd.DataFrame) -> pd.DataFrame:
     """Mean last-5 accuracy (%) per (init, noise, method, variant, dataset) cell with the number of runs and the paper's
     number, in the paper's order: pretrained first, noise up, baseline … EAC, RAF-DB, FERPlus, AffectNet."""
     g = runs.groupby(['init', 'noise', 'method', 'variant', 'dataset'], dropna=False)
-    out = g.agg(last5=('last5', 'mean'), final=('final', 'mean'), best=('best', 'mean'), runs=('run', 'size')).reset_index()
+    out = g.agg(last5=('last5', 'mean'), final=('final', 'mean'), best=('best', 'mean'),
+                runs=('run', 'size')).reset_index()
     out['paper'] = [_paper(m, i, n, d) for m, i, n, d in zip(out.method, out.init, out.noise, out.dataset)]
     out['diff'] = out.last5 - out.paper.astype(float)
     rank = lambda order: lambda s: s.map(lambda v: (order.index(v), '') if v in order else (len(order), str(v)))
     keys = dict(init=rank(('pretrained', 'scratch')), method=rank(METHOD_ORDER), dataset=rank(DATASET_ORDER))
-    return out.sort_values(['init', 'noise', 'method', 'variant', 'dataset'], key=lambda s: keys[s.name](s) if s.name in keys else s).reset_index(drop=True)
+    return out.sort_values(['init', 'noise', 'method', 'variant', 'dataset'],
+                           key=lambda s: keys[s.name](s) if s.name in keys else s).reset_index(drop=True)

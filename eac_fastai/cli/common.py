@@ -26,7 +26,8 @@ def user_errors(f):
 
 def new_output(path:Path, overwrite:bool) -> Path:
     "`path` when it may be written: it does not exist (or `overwrite`) and its folder can be made; else a `UserError`."
-    if path.exists() and not overwrite: raise UserError(f"{path}: already exists; pass --overwrite or choose another -o")
+    if path.exists() and not overwrite:
+        raise UserError(f"{path}: already exists; pass --overwrite or choose another -o")
     check_output_dir(path.parent)
     return path
 
@@ -41,8 +42,11 @@ def main(version: Annotated[bool, typer.Option('--version', callback=_version, i
     "EAC (Erasing Attention Consistency) for noisy-label facial expression recognition, on fastai."
 
 RecipeArg = Annotated[str, typer.Argument(help="recipe YAML file, or FILE#cell of a matrix recipe")]
-Overrides = Annotated[Optional[list[str]], typer.Argument(help="overrides: key.sub=value (YAML-typed), ~key.sub to delete")]
-OutOpt = Annotated[Optional[Path], typer.Option('--out', help="parent of the run directory (default: settings.ini's runs)")]
-CheckpointOpt = Annotated[str, typer.Option(help="the run's model: last (the final epoch's) or best (best evaluation accuracy)")]
+Overrides = Annotated[Optional[list[str]],
+                      typer.Argument(help="overrides: key.sub=value (YAML-typed), ~key.sub to delete")]
+OutOpt = Annotated[Optional[Path],
+                   typer.Option('--out', help="parent of the run directory (default: settings.ini's runs)")]
+CheckpointOpt = Annotated[str, typer.Option(help="the run's model: last (the final epoch's) "
+                                                 "or best (best evaluation accuracy)")]
 OutputOpt = Annotated[Path, typer.Option('-o', '--output', help="CSV to write; image paths are relative to its folder")]
 OverwriteOpt = Annotated[bool, typer.Option(help="replace an existing output")]

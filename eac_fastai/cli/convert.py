@@ -12,7 +12,8 @@ app.add_typer(convert_app, name='convert')
 @user_errors
 def convert_rafdb(raf_basic: Annotated[Path, typer.Argument(help="the raf-basic folder (EmoLabel/, Image/aligned/)")],
                   output: OutputOpt,
-                  noise: Annotated[Optional[Path], typer.Option(help="EAC noise file (noise01.txt, noise02.txt, noise03.txt) for the train labels")] = None,
+                  noise: Annotated[Optional[Path], typer.Option(help="EAC noise file (noise01.txt, noise02.txt, "
+                                                                     "noise03.txt) for the train labels")] = None,
                   check_images: Annotated[bool, typer.Option(help="require every aligned image to exist")] = True,
                   overwrite: OverwriteOpt = False):
     "Convert RAF-DB basic (+ an EAC noise file) into the noisy-label CSV."
@@ -26,16 +27,20 @@ class FerplusMode(str, Enum):
     majority = 'majority'
     argmax = 'argmax'
 
-ImagesOpt = Annotated[Optional[str], typer.Option(help="images folder, relative to the CSV's folder (default: the CSV's name without .csv)")]
+ImagesOpt = Annotated[Optional[str], typer.Option(help="images folder, relative to the CSV's folder "
+                                                       "(default: the CSV's name without .csv)")]
 WorkersOpt = Annotated[int, typer.Option('--workers', help="threads that decode and write images (0: none)")]
 ReplaceOpt = Annotated[bool, typer.Option(help="replace an existing CSV and its whole images folder")]
 
 @convert_app.command('ferplus')
 @user_errors
 def convert_ferplus(fer2013: Annotated[Path, typer.Argument(help="fer2013.csv (emotion, pixels, Usage)")],
-                    fer2013new: Annotated[Path, typer.Argument(help="FERPlus fer2013new.csv (Usage, Image name, 10 vote columns)")],
+                    fer2013new: Annotated[Path, typer.Argument(help="FERPlus fer2013new.csv "
+                                                                   "(Usage, Image name, 10 vote columns)")],
                     output: OutputOpt,
-                    mode: Annotated[FerplusMode, typer.Option(help="majority: more than half the votes (Microsoft); argmax: most votes, ties dropped (SCN)")] = FerplusMode.majority,
+                    mode: Annotated[FerplusMode, typer.Option(help="majority: more than half the votes (Microsoft); "
+                                                                  "argmax: most votes, "
+                                                                  "ties dropped (SCN)")] = FerplusMode.majority,
                     classes: Annotated[int, typer.Option(help="7 (contempt dropped) or 8")] = 7,
                     images: ImagesOpt = None, workers: WorkersOpt = 8, overwrite: ReplaceOpt = False):
     "Convert FERPlus (fer2013.csv pixels + fer2013new.csv votes) into the noisy-label CSV and 48×48 PNGs."
@@ -45,22 +50,27 @@ def convert_ferplus(fer2013: Annotated[Path, typer.Argument(help="fer2013.csv (e
 
 @convert_app.command('affectnet')
 @user_errors
-def convert_affectnet(training: Annotated[Path, typer.Argument(help="AffectNet training.csv (Manually_Annotated_file_lists)")],
-                      validation: Annotated[Path, typer.Argument(help="AffectNet validation.csv; becomes the test split")],
+def convert_affectnet(training: Annotated[Path, typer.Argument(help="AffectNet training.csv "
+                                                                     "(Manually_Annotated_file_lists)")],
+                      validation: Annotated[Path, typer.Argument(help="AffectNet validation.csv; "
+                                                                       "becomes the test split")],
                       images_root: Annotated[Path, typer.Argument(help="the Manually_Annotated_Images folder")],
                       output: OutputOpt,
                       classes: Annotated[int, typer.Option(help="7 (contempt dropped) or 8")] = 7,
-                      size: Annotated[Optional[int], typer.Option(help="resize the face crops to SIZE×SIZE (default: keep the crop size)")] = None,
+                      size: Annotated[Optional[int], typer.Option(help="resize the face crops to SIZE×SIZE "
+                                                                       "(default: keep the crop size)")] = None,
                       ext: Annotated[str, typer.Option(help=".jpg or .png for the crops")] = '.jpg',
                       images: ImagesOpt = None, workers: WorkersOpt = 8, overwrite: ReplaceOpt = False):
-    "Convert AffectNet (manually annotated) into the noisy-label CSV and face crops; unusable rows are skipped and counted."
+    ("Convert AffectNet (manually annotated) into the noisy-label CSV and face crops; unusable rows are skipped "
+     "and counted.")
     from ..data.convert import convert_affectnet as convert, conversion_summary
     df = convert(training, validation, images_root, output, classes, size, ext, images, workers, overwrite)
     console.print(f"{conversion_summary(df)} → {output}", highlight=False)
 
 @convert_app.command('cifar100')
 @user_errors
-def convert_cifar100(cifar_root: Annotated[Path, typer.Argument(help="the cifar-100-python folder (train, test, meta)")],
+def convert_cifar100(cifar_root: Annotated[Path, typer.Argument(help="the cifar-100-python folder "
+                                                                      "(train, test, meta)")],
                      output: OutputOpt,
                      images: ImagesOpt = None, workers: WorkersOpt = 8, overwrite: ReplaceOpt = False):
     "Convert CIFAR-100 (python version) into the noisy-label CSV and 32×32 PNGs."
@@ -70,21 +80,27 @@ def convert_cifar100(cifar_root: Annotated[Path, typer.Argument(help="the cifar-
 
 @convert_app.command('fashion-mnist')
 @user_errors
-def convert_fashion_mnist(root: Annotated[Optional[Path], typer.Argument(help="folder of the four IDX .gz files (default: Debian's dataset-fashion-mnist)")] = None,
+def convert_fashion_mnist(root: Annotated[Optional[Path], typer.Argument(help="folder of the four IDX .gz files "
+                                                                              "(default: Debian's "
+                                                                              "dataset-fashion-mnist)")] = None,
                           output: OutputOpt = ...,
-                          train_subset: Annotated[Optional[int], typer.Option(help="keep this many training images, equally many per class")] = None,
+                          train_subset: Annotated[Optional[int], typer.Option(help="keep this many training images, "
+                                                                                   "equally many per class")] = None,
                           seed: Annotated[int, typer.Option(help="seed of the training subset")] = 0,
                           images: ImagesOpt = None, workers: WorkersOpt = 8, overwrite: ReplaceOpt = False):
-    "Convert Fashion-MNIST (IDX files) into the noisy-label CSV and 28×28 PNGs; its class order is data.classes in recipes/fmnist.yaml."
+    ("Convert Fashion-MNIST (IDX files) into the noisy-label CSV and 28×28 PNGs; its class order is data.classes "
+     "in recipes/fmnist.yaml.")
     from ..data.convert import FASHION_MNIST_DIR, convert_fashion_mnist as convert, conversion_summary
     df = convert(root or FASHION_MNIST_DIR, output, train_subset, seed, images, workers, overwrite)
     console.print(f"{conversion_summary(df)} → {output}", highlight=False)
 
 @convert_app.command('tinyimagenet')
 @user_errors
-def convert_tinyimagenet(root: Annotated[Path, typer.Argument(help="the tiny-imagenet-200 folder (wnids.txt, train/, val/)")],
+def convert_tinyimagenet(root: Annotated[Path, typer.Argument(help="the tiny-imagenet-200 folder "
+                                                                    "(wnids.txt, train/, val/)")],
                          output: OutputOpt,
-                         check_images: Annotated[bool, typer.Option(help="require every annotated val image to exist")] = True,
+                         check_images: Annotated[bool, typer.Option(help="require every annotated val image "
+                                                                          "to exist")] = True,
                          overwrite: OverwriteOpt = False):
     "Convert Tiny-ImageNet into the noisy-label CSV (images stay where they are; val becomes the test split)."
     from ..data.convert import convert_tinyimagenet as convert, conversion_summary
@@ -93,9 +109,11 @@ def convert_tinyimagenet(root: Annotated[Path, typer.Argument(help="the tiny-ima
 
 @convert_app.command('imagefolder')
 @user_errors
-def convert_imagefolder(root: Annotated[Path, typer.Argument(help="root/<class>/<image> or root/<train|valid|val|test>/<class>/<image>")],
+def convert_imagefolder(root: Annotated[Path, typer.Argument(help="root/<class>/<image> or "
+                                                                   "root/<train|valid|val|test>/<class>/<image>")],
                         output: OutputOpt,
-                        valid_pct: Annotated[float, typer.Option(help="share of each class's train images moved to valid")] = 0.,
+                        valid_pct: Annotated[float, typer.Option(help="share of each class's train images "
+                                                                      "moved to valid")] = 0.,
                         seed: int = 42, overwrite: OverwriteOpt = False):
     "Convert a folder-per-class image tree into the noisy-label CSV (images stay where they are)."
     from ..data.convert import convert_imagefolder as convert, conversion_summary

@@ -9,7 +9,8 @@ from .common import OverwriteOpt, Overrides, RecipeArg, app, console, err_consol
 @app.command('check-data')
 @user_errors
 def check_data(recipe: RecipeArg, overrides: Overrides = None):
-    "Check a recipe's dataset and list every problem at once (CSV rows, splits, classes, each image decoded); exit code 2 if any."
+    ("Check a recipe's dataset and list every problem at once (CSV rows, splits, classes, each image decoded); "
+     "exit code 2 if any.")
     from rich.table import Table
     from ..data.core import check_dataset
     from ..training.recipe import load_recipe
@@ -28,7 +29,8 @@ def check_data(recipe: RecipeArg, overrides: Overrides = None):
         err_console.print(f"[bold red]{len(problems)} problem(s):[/]", highlight=False)
         for prob in problems: err_console.print(f"  - {prob}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
-    console.print(f"no problems found: {int(counts.values.sum())} images, {len(counts)} classes, evaluated on split={r.data.valid_split}")
+    console.print(f"no problems found: {int(counts.values.sum())} images, {len(counts)} classes, "
+                  f"evaluated on split={r.data.valid_split}")
 
 class NoiseKind(str, Enum):
     symmetric = 'symmetric'
@@ -43,9 +45,11 @@ def make_noise(csv: Annotated[Path, typer.Argument(help="label CSV (image, label
                kind: Annotated[NoiseKind, typer.Option(
                    help="symmetric, pairflip (class j → j+1 in the class order), or matrix (--matrix)")
                ] = NoiseKind.symmetric,
-               matrix: Annotated[Optional[Path], typer.Option(help="CSV noise matrix, rows = given, columns = true class")] = None,
+               matrix: Annotated[Optional[Path], typer.Option(
+                   help="CSV noise matrix, rows = given, columns = true class")] = None,
                seed: int = 0,
-               exact: Annotated[bool, typer.Option(help="--exact: exact counts per class; --no-exact: independent draws (SCN's generator)")] = True,
+               exact: Annotated[bool, typer.Option(
+                   help="--exact: exact counts per class; --no-exact: independent draws (SCN's generator)")] = True,
                splits: Annotated[str, typer.Option(help="comma-separated splits to corrupt")] = 'train',
                classes: Annotated[Optional[str], typer.Option(
                    help="comma-separated class order (symmetric's default: sorted labels)")] = None,
@@ -55,7 +59,8 @@ def make_noise(csv: Annotated[Path, typer.Argument(help="label CSV (image, label
     """Add seeded synthetic label noise to a label CSV; the true label is kept in clean_label. Pair-flip and a matrix
     depend on the class order: give it (--classes or --recipe); it is printed."""
     from ..data.core import read_label_csv
-    from ..data.noise import add_label_noise, noise_matrix_from_csv, pairflip_noise_matrix, symmetric_noise_matrix, actual_noise_rate
+    from ..data.noise import (add_label_noise, noise_matrix_from_csv, pairflip_noise_matrix, symmetric_noise_matrix,
+                              actual_noise_rate)
     from ..files import write_atomic
     new_output(output, overwrite)
     if classes and recipe: raise UserError("give the class order once: --classes or --recipe, not both")
@@ -67,7 +72,8 @@ def make_noise(csv: Annotated[Path, typer.Argument(help="label CSV (image, label
                         f"RECIPE.yaml (its data.classes) or --classes; the sorted labels would be --classes "
                         f"'{','.join(vocab)}'")
     wanted = [s.strip() for s in splits.split(',')]
-    if absent := [s for s in wanted if not (df.split == s).any()]: raise UserError(f"{csv}: no rows with split {', '.join(absent)} (--splits)")
+    if absent := [s for s in wanted if not (df.split == s).any()]:
+        raise UserError(f"{csv}: no rows with split {', '.join(absent)} (--splits)")
     try:
         if kind == NoiseKind.matrix: m = noise_matrix_from_csv(matrix, len(vocab))
         else: m = (symmetric_noise_matrix if kind == NoiseKind.symmetric else pairflip_noise_matrix)(len(vocab), rate)
@@ -77,7 +83,8 @@ def make_noise(csv: Annotated[Path, typer.Argument(help="label CSV (image, label
     rows = noisy.split.isin(wanted)
     if kind == NoiseKind.pairflip: console.print(f"pair-flip: {' → '.join([*vocab, vocab[0]])}", highlight=False)
     elif kind == NoiseKind.matrix: console.print(f"matrix rows and columns: {', '.join(vocab)}", highlight=False)
-    console.print(f"{rows.sum()} rows of split {splits}: {actual_noise_rate(noisy.label[rows], noisy.clean_label[rows]):.2%} "
+    console.print(f"{rows.sum()} rows of split {splits}: "
+                  f"{actual_noise_rate(noisy.label[rows], noisy.clean_label[rows]):.2%} "
                   f"labels changed → {output}", highlight=False)
 
 def _recipe_classes(recipe:str) -> list[str]:
@@ -92,7 +99,8 @@ def _recipe_classes(recipe:str) -> list[str]:
 @app.command('make-demo')
 @user_errors
 def make_demo(dest: Annotated[Path, typer.Argument(help="folder to create (must not exist)")],
-              n_train: int = 100, n_valid: int = 30, n_test: int = 30, size: int = 64, noise: float = 0.3, seed: int = 0):
+              n_train: int = 100, n_valid: int = 30, n_test: int = 30, size: int = 64,
+              noise: float = 0.3, seed: int = 0):
     "Generate the synthetic facial-expression demo dataset (PNGs + labels.csv with noisy and clean labels)."
     from pydantic import ValidationError
     from ..data.demo import DemoSpec, make_demo_dataset
@@ -102,6 +110,7 @@ def make_demo(dest: Annotated[Path, typer.Argument(help="folder to create (must 
     check_output_dir(dest.parent)
     try: spec = DemoData(n_train=n_train, n_valid=n_valid, n_test=n_test, size=size, noise=noise, seed=seed)
     except ValidationError as e:
-        raise UserError('; '.join(f"--{'-'.join(str(l) for l in err['loc']).replace('_', '-')}: {err['msg']}" for err in e.errors())) from None
+        raise UserError('; '.join(f"--{'-'.join(str(l) for l in err['loc']).replace('_', '-')}: {err['msg']}"
+                                  for err in e.errors())) from None
     csv = make_demo_dataset(dest, DemoSpec(**spec.model_dump()))
     console.print(f"demo data → {csv}", highlight=False)

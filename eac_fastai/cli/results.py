@@ -7,7 +7,8 @@ from .common import CheckpointOpt, OverwriteOpt, app, console, new_output, user_
 
 @app.command()
 @user_errors
-def table(runs: Annotated[list[Path], typer.Argument(help="run folders, or folders holding runs (searched recursively)")],
+def table(runs: Annotated[list[Path], typer.Argument(help="run folders, or folders holding runs "
+                                                          "(searched recursively)")],
           csv: Annotated[Optional[Path], typer.Option('--csv', help="also write the table as CSV")] = None):
     "Lay finished runs out like the supplementary's Table 1: our last-5 mean test accuracy (%) beside the paper's."
     import pandas as pd
@@ -15,33 +16,44 @@ def table(runs: Annotated[list[Path], typer.Argument(help="run folders, or folde
     from ..files import write_atomic
     from ..analysis.table import DATASET_ORDER, collect_runs, results_table
     t = results_table(collect_runs(runs))
-    datasets = sorted(set(t.dataset), key=lambda d: (DATASET_ORDER.index(d) if d in DATASET_ORDER else len(DATASET_ORDER), d))
-    view = Table('init', 'noise %', 'method', 'variant', *[f'{d}\nours (paper)' for d in datasets], title="last-5 mean test accuracy (%)")
-    for (init, noise, method, variant), g in t.groupby(['init', 'noise', 'method', 'variant'], sort=False, dropna=False):
-        cells = {r.dataset: f"{r.last5:.2f}" + (f" ({r.paper:.2f})" if pd.notna(r.paper) else '') + (f" ×{r.runs}" if r.runs > 1 else '')
+    datasets = sorted(set(t.dataset),
+                      key=lambda d: (DATASET_ORDER.index(d) if d in DATASET_ORDER else len(DATASET_ORDER), d))
+    view = Table('init', 'noise %', 'method', 'variant', *[f'{d}\nours (paper)' for d in datasets],
+                 title="last-5 mean test accuracy (%)")
+    for (init, noise, method, variant), g in t.groupby(['init', 'noise', 'method', 'variant'],
+                                                       sort=False, dropna=False):
+        cells = {r.dataset: f"{r.last5:.2f}" + (f" ({r.paper:.2f})" if pd.notna(r.paper) else '') +
+                            (f" ×{r.runs}" if r.runs > 1 else '')
                  for r in g.itertuples()}
-        view.add_row(str(init), '' if noise != noise else str(noise), str(method), variant, *[cells.get(d, '') for d in datasets])
+        view.add_row(str(init), '' if noise != noise else str(noise), str(method), variant,
+                     *[cells.get(d, '') for d in datasets])
     console.print(view)
     if csv: write_atomic(csv, t.to_csv(index=False)); console.print(f"→ {csv}", highlight=False)
 
 @app.command()
 @user_errors
-def report(path: Annotated[Path, typer.Argument(help="a run folder (eac-fastai train) or a sweep folder (eac-fastai sweep)")],
-           output: Annotated[Optional[Path], typer.Option('-o', '--output', help="HTML file (default: PATH/report.html)")] = None,
+def report(path: Annotated[Path, typer.Argument(help="a run folder (eac-fastai train) "
+                                                    "or a sweep folder (eac-fastai sweep)")],
+           output: Annotated[Optional[Path], typer.Option('-o', '--output',
+                                                          help="HTML file (default: PATH/report.html)")] = None,
            checkpoint: CheckpointOpt = 'last',
            overwrite: OverwriteOpt = False):
-    "One self-contained HTML page: metrics, curves with memorisation, confusion matrix, attention maps, t-SNE, label issues, recipe."
+    ("One self-contained HTML page: metrics, curves with memorisation, confusion matrix, attention maps, t-SNE, "
+     "label issues, recipe.")
     from ..analysis.report import write_report
     console.print(f"report → {write_report(path, output, overwrite, checkpoint=checkpoint)}", highlight=False)
 
 @app.command('label-issues')
 @user_errors
 def label_issues(run: Annotated[Path, typer.Argument(help="a run folder (its data must be where its recipe says)")],
-                 output: Annotated[Optional[Path], typer.Option('-o', '--output', help="CSV to write (default: RUN/label_issues.csv)")] = None,
-                 by: Annotated[str, typer.Option(help="confident: confidently another class (confident learning); argmax: predicted as another class")] = 'confident',
+                 output: Annotated[Optional[Path], typer.Option(
+                     '-o', '--output', help="CSV to write (default: RUN/label_issues.csv)")] = None,
+                 by: Annotated[str, typer.Option(help="confident: confidently another class (confident learning); "
+                                                      "argmax: predicted as another class")] = 'confident',
                  checkpoint: CheckpointOpt = 'last',
                  overwrite: OverwriteOpt = False):
-    "Rank the training images by how much the model doubts their given label (cleanlab's columns); precision/recall vs clean labels."
+    ("Rank the training images by how much the model doubts their given label (cleanlab's columns); "
+     "precision/recall vs clean labels.")
     from ..analysis.outputs import training_outputs
     from ..analysis.label_issues import ISSUE_RULES, issue_detection_scores, label_issues_frame
     from ..files import write_atomic
@@ -52,19 +64,24 @@ def label_issues(run: Annotated[Path, typer.Argument(help="a run folder (its dat
     out = training_outputs(learn)
     frame = label_issues_frame(out.items, out.labels, out.probs, list(learn.dls.vocab), out.clean, by)
     write_atomic(output, frame.to_csv(index=False))
-    console.print(f"{int(frame.is_label_issue.sum())} of {len(frame)} training images flagged → {output}", highlight=False)
+    console.print(f"{int(frame.is_label_issue.sum())} of {len(frame)} training images flagged → {output}",
+                  highlight=False)
     if s := issue_detection_scores(frame):
-        console.print(f"against the clean labels: precision {s['precision'] or 0:.3f} ({s['true_positives']}/{s['flagged']}), "
-                      f"recall {s['recall'] or 0:.3f} ({s['true_positives']}/{s['noisy']} flipped labels)", highlight=False)
+        console.print(f"against the clean labels: precision {s['precision'] or 0:.3f} "
+                      f"({s['true_positives']}/{s['flagged']}), recall {s['recall'] or 0:.3f} "
+                      f"({s['true_positives']}/{s['noisy']} flipped labels)", highlight=False)
 
 @app.command()
 @user_errors
-def predict(source: Annotated[Path, typer.Argument(help="a run folder (its recipe + models/CHECKPOINT.pth) or an export .pkl")],
+def predict(source: Annotated[Path, typer.Argument(help="a run folder (its recipe + models/CHECKPOINT.pth) "
+                                                       "or an export .pkl")],
             images: Annotated[list[Path], typer.Argument(help="image files or folders (searched recursively)")],
-            output: Annotated[Optional[Path], typer.Option('-o', '--output', help="CSV to write (default: print CSV)")] = None,
+            output: Annotated[Optional[Path], typer.Option('-o', '--output',
+                                                           help="CSV to write (default: print CSV)")] = None,
             checkpoint: CheckpointOpt = 'last', bs: int = 64,
             overwrite: OverwriteOpt = False,
-            trust_pickle: Annotated[bool, typer.Option('--trust-pickle', help="load an export .pkl (a pickle can run code: only files you made)")] = False):
+            trust_pickle: Annotated[bool, typer.Option(
+                '--trust-pickle', help="load an export .pkl (a pickle can run code: only files you made)")] = False):
     "Class probabilities for images: one row per image with the predicted class and prob_<class> columns."
     from ..analysis.predict import image_files, inference_learner, predict_images
     from ..files import write_atomic

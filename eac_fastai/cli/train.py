@@ -8,19 +8,24 @@ from .common import OutOpt, Overrides, RecipeArg, app, console, user_errors
 
 @app.command()
 @user_errors
-def train(recipe: Annotated[Optional[str], typer.Argument(help="recipe YAML file, or FILE#cell of a matrix recipe")] = None,
+def train(recipe: Annotated[Optional[str], typer.Argument(help="recipe YAML file, or FILE#cell "
+                                                               "of a matrix recipe")] = None,
           overrides: Overrides = None, out: OutOpt = None,
-          resume: Annotated[Optional[Path], typer.Option('--resume', help="continue this interrupted run folder after its last finished epoch")] = None,
-          nproc: Annotated[int, typer.Option('--nproc', help="train in this many processes on this machine (one per GPU; gloo on CPU), through torchrun")] = 1):
+          resume: Annotated[Optional[Path], typer.Option('--resume', help="continue this interrupted run folder "
+                                                                          "after its last finished epoch")] = None,
+          nproc: Annotated[int, typer.Option('--nproc', help="train in this many processes on this machine "
+                                                             "(one per GPU; gloo on CPU), through torchrun")] = 1):
     "Train a recipe; writes a new run directory (recipe, env, history, checkpoints, predictions, metrics.json)."
     from ..training.recipe import load_recipe, ref_stem
     from ..training.build import check_distributable
     from ..training.fit import resume_run, train_recipe
     if resume is not None:
-        if recipe or overrides or out: raise UserError(f"--resume {resume} continues that run with its own recipe.yaml; give no recipe, overrides or --out")
+        if recipe or overrides or out: raise UserError(f"--resume {resume} continues that run with its own "
+                                                       "recipe.yaml; give no recipe, overrides or --out")
         if nproc != 1: raise UserError("--resume continues a run in one process; drop --nproc")
         return resume_run(resume, console=console)
-    if recipe is None: raise UserError("give a recipe (eac-fastai train RECIPE.yaml) or an interrupted run (eac-fastai train --resume RUN)")
+    if recipe is None: raise UserError("give a recipe (eac-fastai train RECIPE.yaml) "
+                                       "or an interrupted run (eac-fastai train --resume RUN)")
     r = load_recipe(recipe, overrides)
     if nproc == 1: return train_recipe(r, out, stem=ref_stem(recipe), console=console)
     from ..data.core import label_frame
@@ -29,13 +34,15 @@ def train(recipe: Annotated[Optional[str], typer.Argument(help="recipe YAML file
     from ..training.build import resolve_data
     check_distributable(r)
     src = resolve_data(r, load_settings())
-    label_frame(src.csv, src.root, r.data.classes, r.data.valid_split)      # bad data: one message here, not one per process
+    # bad data: one message here, not one per process
+    label_frame(src.csv, src.root, r.data.classes, r.data.valid_split)
     raise typer.Exit(launch(nproc, ['train', recipe, *(overrides or []), *(['--out', str(out)] if out else [])]))
 
 @app.command()
 @user_errors
 def validate(recipe: RecipeArg, overrides: Overrides = None):
-    "Check a recipe and print it resolved (missing files are warnings); a matrix without #cell: check and list every cell."
+    ("Check a recipe and print it resolved (missing files are warnings); a matrix without #cell: check and list "
+     "every cell.")
     from rich.table import Column, Table
     from ..training.recipe import load_recipes, recipe_yaml
     from ..settings import load_settings
@@ -65,8 +72,10 @@ def lr_find(recipe: RecipeArg, overrides: Overrides = None, out: OutOpt = None):
 
 @app.command()
 @user_errors
-def sweep(recipe: Annotated[str, typer.Argument(help="recipe YAML, FILE#cell, or FILE#glob of a matrix recipe (all cells without #)")],
-          grid: Annotated[Optional[list[str]], typer.Argument(help="key=v1,v2,... (values read as a YAML list); key=v or ~key: fixed")] = None,
+def sweep(recipe: Annotated[str, typer.Argument(help="recipe YAML, FILE#cell, or FILE#glob of a matrix recipe "
+                                                     "(all cells without #)")],
+          grid: Annotated[Optional[list[str]], typer.Argument(help="key=v1,v2,... (values read as a YAML list); "
+                                                                  "key=v or ~key: fixed")] = None,
           out: OutOpt = None,
           dry_run: Annotated[bool, typer.Option('--dry-run', help="list the runs and exit")] = False):
     "Train every combination of the given values (and matrix cells); writes each run and one sweep.csv in a new folder."
@@ -77,7 +86,8 @@ def sweep(recipe: Annotated[str, typer.Argument(help="recipe YAML, FILE#cell, or
         plan = sweep_plan(recipe, grid)
         for p in plan: console.print(f"{p['cell']} {' '.join(p['overrides'])}", highlight=False)
         console.print(f"{len(plan)} run(s)"); return
-    csv = run_sweep(recipe, grid, out or load_settings().runs, lambda r, o, stem: train_recipe(r, o, stem, console=console), console)
+    csv = run_sweep(recipe, grid, out or load_settings().runs,
+                    lambda r, o, stem: train_recipe(r, o, stem, console=console), console)
     _print_sweep(csv)
     console.print(f"[green]sweep done:[/] {csv} (eac-fastai report {csv.parent}: curves of every run)", highlight=False)
 
@@ -106,4 +116,6 @@ def _warn_missing(r, settings):
     if r.data.root: paths.append(('data.root', src.root, Path.is_dir))
     if r.model.weights: paths.append(('model.weights', settings.weights_path(r.model.weights), Path.is_file))
     for key, p, exists in paths:
-        if not exists(p): console.print(f"[yellow]warning:[/] {key}: {p} does not exist yet (or is not a {'folder' if exists is Path.is_dir else 'file'})", highlight=False)
+        if not exists(p):
+            console.print(f"[yellow]warning:[/] {key}: {p} does not exist yet "
+                          f"(or is not a {'folder' if exists is Path.is_dir else 'file'})", highlight=False)

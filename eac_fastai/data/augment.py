@@ -43,7 +43,8 @@ def random_erasing(x:Tensor, p:float=0.5, scale=(0.02, 0.33), ratio=(0.3, 3.3), 
     return torch.where(box[:, None], fill, x)
 
 def gaussian_noise(x:Tensor, p:float=0.5, var:float=30., mean:Tensor|None=None, std:Tensor|None=None) -> Tensor:
-    "Add N(0, `var`) noise on the 0-255 scale to each image with probability `p`, clip to [0, 255], truncate to integers."
+    """Add N(0, `var`) noise on the 0-255 scale to each image with probability `p`, clip to [0, 255], truncate to
+    integers."""
     if mean is None: mean, std = x.new_zeros(1), x.new_ones(1)
     pix = (x*std + mean) * 255
     noisy = (pix + torch.randn_like(pix)*math.sqrt(var)).clamp(0, 255).floor()
@@ -53,7 +54,8 @@ def gaussian_noise(x:Tensor, p:float=0.5, var:float=30., mean:Tensor|None=None, 
 def random_crop(x:Tensor, padding:int, fill:Tensor|float=0.) -> Tensor:
     "Pad each image of `x` by `padding` pixels of `fill` on every side and crop it back to its size at a random offset."
     n, c, H, W = x.shape
-    padded = x.new_empty(n, c, H + 2*padding, W + 2*padding).copy_(torch.as_tensor(fill, dtype=x.dtype).reshape(-1, 1, 1).expand(c, 1, 1)[None])
+    padded = x.new_empty(n, c, H + 2*padding, W + 2*padding).copy_(
+        torch.as_tensor(fill, dtype=x.dtype).reshape(-1, 1, 1).expand(c, 1, 1)[None])
     padded[..., padding:padding+H, padding:padding+W] = x
     top, left = (torch.randint(0, 2*padding+1, (2, n), device=x.device))
     rows = (top[:, None] + torch.arange(H, device=x.device))[:, None, :, None].expand(n, c, H, W + 2*padding)
@@ -67,8 +69,10 @@ def random_flip(x:Tensor, p:float=0.5) -> Tensor:
 
 BASIC_OPS = ('noise', 'flip')
 
-def basic_aug(x:Tensor, p:float=0.5, ops=('noise',), var:float=30., mean:Tensor|None=None, std:Tensor|None=None) -> Tensor:
-    "With probability `p` per image, apply one op drawn uniformly from `ops` ('noise': `gaussian_noise`, 'flip': horizontal flip)."
+def basic_aug(x:Tensor, p:float=0.5, ops=('noise',), var:float=30., mean:Tensor|None=None,
+              std:Tensor|None=None) -> Tensor:
+    """With probability `p` per image, apply one op drawn uniformly from `ops` ('noise': `gaussian_noise`, 'flip':
+    horizontal flip)."""
     if not ops: return x
     n, dev = x.shape[0], x.device
     do = torch.rand(n, device=dev) < p
@@ -83,7 +87,8 @@ def basic_aug(x:Tensor, p:float=0.5, ops=('noise',), var:float=30., mean:Tensor|
 class Erasing(Section):
     "Settings of `random_erasing` (a recipe's `augment.erase`); defaults are the official EAC code's."
     p: float = Field(0.5, ge=0, le=1, description="probability per image")
-    scale: tuple[float, float] = Field((0.02, 0.25), description="erased area ÷ image area, drawn uniformly in [low, high]")
+    scale: tuple[float, float] = Field((0.02, 0.25),
+                                       description="erased area ÷ image area, drawn uniformly in [low, high]")
     ratio: tuple[float, float] = Field((0.3, 3.3), description="aspect ratio of the erased box, drawn log-uniformly")
     value: float|tuple[float, float, float]|Literal['random'] = Field(
         0., description="fill value after Normalize: one number, a per-channel list of three, or random (normal noise)")
@@ -103,7 +108,8 @@ class Erasing(Section):
     def __call__(self, x:Tensor) -> Tensor: return random_erasing(x, self.p, self.scale, self.ratio, self.value)
 
 class BasicAug(Section):
-    "Settings of `basic_aug` (a recipe's `augment.basic`); defaults are the official EAC code's: noise of variance 30, p 0.5."
+    """Settings of `basic_aug` (a recipe's `augment.basic`); defaults are the official EAC code's: noise of variance 30,
+    p 0.5."""
     p: float = Field(0.5, ge=0, le=1, description="probability per image (EAC: original view only)")
     ops: list[Literal[BASIC_OPS]]|None = Field(None, description="drawn uniformly when applied; null: the method's "
                                                "official ops (eac, ac, baseline: [noise]; scn, rul: [flip, noise])")

@@ -21,7 +21,8 @@ from fastai.vision.core import PILImage, imagenet_stats
 from fastai.vision.data import ImageBlock
 from ..errors import UserError
 
-__all__ = ['COLUMNS', 'CLEAN', 'SPLITS', 'label_csv_problems', 'read_label_csv', 'check_dataset', 'split_problems', 'label_frame', 'image_problem', 'image_problems', 'load_rgb', 'noisy_label_block', 'class_balanced_weights',
+__all__ = ['COLUMNS', 'CLEAN', 'SPLITS', 'label_csv_problems', 'read_label_csv', 'check_dataset', 'split_problems',
+           'label_frame', 'image_problem', 'image_problems', 'load_rgb', 'noisy_label_block', 'class_balanced_weights',
            'CachedImages', 'label_dataloaders', 'inference_dataloaders', 'train_noise_rate']
 
 COLUMNS, CLEAN, SPLITS = ('image', 'label', 'split'), 'clean_label', ('train', 'valid', 'test')
@@ -37,12 +38,14 @@ def _problems_error(where, problems:list[str]) -> UserError:
     return UserError(f"{where}: {len(problems)} problems:\n" + '\n'.join(f"  - {p}" for p in problems))
 
 def label_csv_problems(df:pd.DataFrame, classes) -> list[str]:
-    "Every problem of a label frame's rows against the class vocabulary `classes`: empty cells, unknown splits and labels, repeated images."
+    """Every problem of a label frame's rows against the class vocabulary `classes`: empty cells, unknown splits and
+    labels, repeated images."""
     problems = []
     for col in COLUMNS:
         if (empty := df[col].str.strip() == '').any(): problems.append(f"empty `{col}` on line(s) {_rows(empty)}")
     if (bad := ~df.split.isin(SPLITS)).any():
-        problems.append(f"`split` must be one of {', '.join(SPLITS)}; line(s) {_rows(bad)} have {sorted(set(df.split[bad]))[:3]}")
+        problems.append(f"`split` must be one of {', '.join(SPLITS)}; line(s) {_rows(bad)} have "
+                        f"{sorted(set(df.split[bad]))[:3]}")
     for col in ['label'] + ([CLEAN] if CLEAN in df.columns else []):
         bad = ~df[col].isin(classes) & (df[col].str.strip() != '')
         if bad.any(): problems.append(f"`{col}` on line(s) {_rows(bad)} not among the classes {classes} "
@@ -54,12 +57,14 @@ def label_csv_problems(df:pd.DataFrame, classes) -> list[str]:
 
 def _read_csv_frame(path:Path) -> pd.DataFrame:
     "The CSV as strings, with its required columns and at least one row (a `UserError` otherwise)."
-    if not path.is_file(): raise UserError(f"{path}: label CSV not found" + (" (it is a folder)" if path.is_dir() else ""))
+    if not path.is_file():
+        raise UserError(f"{path}: label CSV not found" + (" (it is a folder)" if path.is_dir() else ""))
     try: df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as e:
         raise UserError(f"{path}: cannot parse as CSV ({str(e).splitlines()[0]})") from None
     missing = [c for c in COLUMNS if c not in df.columns]
-    if missing: raise UserError(f"{path}: missing column(s) {', '.join(missing)}; need {', '.join(COLUMNS)} (+ optional {CLEAN})")
+    if missing: raise UserError(f"{path}: missing column(s) {', '.join(missing)}; need {', '.join(COLUMNS)} "
+                                f"(+ optional {CLEAN})")
     if df.empty: raise UserError(f"{path}: has a header but no rows")
     return df
 
@@ -67,36 +72,44 @@ def _classes(df:pd.DataFrame, classes=None) -> list[str]:
     "`classes`, or the sorted labels (and clean labels) found; a `UserError` if a class is listed twice."
     if classes is None: classes = sorted(set().union(*(set(df[c]) for c in ('label', CLEAN) if c in df.columns)) - {''})
     classes = list(classes)
-    if dup := sorted({c for c in classes if classes.count(c) > 1}): raise UserError(f"data.classes lists {dup} more than once")
+    if dup := sorted({c for c in classes if classes.count(c) > 1}):
+        raise UserError(f"data.classes lists {dup} more than once")
     return classes
 
 def read_label_csv(path, classes=None) -> tuple[pd.DataFrame, list[str]]:
-    "Read and check a noisy-label CSV (a `UserError` lists every problem); returns it and the class vocabulary (`classes`, or the sorted labels found)."
+    """Read and check a noisy-label CSV (a `UserError` lists every problem); returns it and the class vocabulary
+    (`classes`, or the sorted labels found)."""
     df = _read_csv_frame(Path(path))
     classes = _classes(df, classes)
     if problems := label_csv_problems(df, classes): raise _problems_error(path, problems)
     return df, classes
 
 def check_dataset(csv, root=None, classes=None, valid_split:str='valid') -> tuple[pd.DataFrame, list[str]]:
-    """Every problem of a dataset at once: CSV rows, splits, classes and every image (decoded completely); and the number
-    of images per class (rows) and split (columns). A `UserError` when the CSV cannot be read as a label CSV at all."""
+    """Every problem of a dataset at once: CSV rows, splits, classes and every image (decoded completely); and the
+    number of images per class (rows) and split (columns). A `UserError` when the CSV cannot be read as a label CSV at
+    all."""
     df = _read_csv_frame(Path(csv))
     classes = _classes(df, classes)
     root = Path(csv).parent if root is None else Path(root)
     listed = df[df.image.str.strip() != '']
-    problems = label_csv_problems(df, classes) + split_problems(df, classes, valid_split) + image_problems(listed, root, decode=True)
-    counts = pd.crosstab(df.label, df.split).reindex(index=classes, columns=[s for s in SPLITS if (df.split == s).any()], fill_value=0)
+    problems = (label_csv_problems(df, classes) + split_problems(df, classes, valid_split)
+                + image_problems(listed, root, decode=True))
+    counts = pd.crosstab(df.label, df.split).reindex(index=classes,
+                                                     columns=[s for s in SPLITS if (df.split == s).any()], fill_value=0)
     return counts, problems
 
 def split_problems(df:pd.DataFrame, classes, valid_split:str='valid') -> list[str]:
     "Splits with no rows, and classes with no training image."
-    problems = [f"no rows with split={s}; add some or set data.valid_split" for s in ('train', valid_split) if not (df.split == s).any()]
+    problems = [f"no rows with split={s}; add some or set data.valid_split"
+                for s in ('train', valid_split) if not (df.split == s).any()]
     if empty := [c for c in classes if not ((df.split == 'train') & (df.label == c)).any()]:
-        problems.append(f"class(es) {', '.join(empty)} have no training images; drop them from data.classes or add images")
+        problems.append(f"class(es) {', '.join(empty)} have no training images; "
+                        "drop them from data.classes or add images")
     return problems
 
 def image_problem(path, decode:bool=False) -> str:
-    "'missing', 'unreadable' or '' for a file that opens and verifies as an image (`decode`: decodes completely, which also finds truncated files)."
+    """'missing', 'unreadable' or '' for a file that opens and verifies as an image (`decode`: decodes completely, which
+    also finds truncated files)."""
     path = Path(path)
     if not path.is_file(): return 'missing'
     try:
@@ -112,18 +125,21 @@ def image_problems(df:pd.DataFrame, root, decode:bool=False) -> list[str]:
     problem = df.image.map(lambda p: image_problem(root/p, decode))
     missing, broken = problem == 'missing', problem == 'unreadable'
     if missing.any():
-        problems.append(f"{missing.sum()} image(s) not found under {root}, e.g. line {missing[missing].index[0]+2}: {df.image[missing].iloc[0]} "
-                        f"(lines {_rows(missing)}); set data.root to the folder the `image` paths are relative to")
+        problems.append(f"{missing.sum()} image(s) not found under {root}, e.g. line {missing[missing].index[0]+2}: "
+                        f"{df.image[missing].iloc[0]} (lines {_rows(missing)}); "
+                        "set data.root to the folder the `image` paths are relative to")
     if broken.any():
-        problems.append(f"{broken.sum()} file(s) are not readable images (corrupt or truncated), e.g. line {broken[broken].index[0]+2}: "
-                        f"{df.image[broken].iloc[0]} (lines {_rows(broken)}); replace or remove those rows")
+        problems.append(f"{broken.sum()} file(s) are not readable images (corrupt or truncated), "
+                        f"e.g. line {broken[broken].index[0]+2}: {df.image[broken].iloc[0]} (lines {_rows(broken)}); "
+                        "replace or remove those rows")
     return problems
 
 _WIDE_MODES = ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I', 'F')
 
 def load_rgb(o) -> Image.Image:
-    """The 8-bit RGB image of a label-frame row (its `path`), a path, or a PIL image (what `predict` and `test_dl` are given):
-    grayscale, palette and alpha images converted as PIL converts them; 16-bit images (and 32-bit ones above 255) scaled by 1/257."""
+    """The 8-bit RGB image of a label-frame row (its `path`), a path, or a PIL image (what `predict` and `test_dl` are
+    given): grayscale, palette and alpha images converted as PIL converts them; 16-bit images (and 32-bit ones above
+    255) scaled by 1/257."""
     o = o['path'] if isinstance(o, (pd.Series, dict)) else o
     try:
         im = o if isinstance(o, Image.Image) else Image.open(o)
@@ -132,25 +148,29 @@ def load_rgb(o) -> Image.Image:
             if im.mode.startswith('I;16') or a.max() > 255: a = a/257
             im = Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8))
         return im.convert('RGB')
-    except (OSError, SyntaxError, ValueError) as e:   # e.g. truncated after the start-up check, which only verifies headers
-        raise UserError(f"{o}: cannot decode this image ({e}); replace it or remove its row (eac-fastai check-data finds them all)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        # e.g. truncated after the start-up check, which only verifies headers
+        raise UserError(f"{o}: cannot decode this image ({e}); "
+                        "replace it or remove its row (eac-fastai check-data finds them all)") from None
 
 def _label(row): return row['label']
 
 def noisy_label_block(classes, img_size:int=224, stats=imagenet_stats) -> DataBlock:
-    "DataBlock over a label frame with `path`, `label` and `is_valid` columns: squish-resize to `img_size` (bilinear), explicit `Normalize`."
+    """DataBlock over a label frame with `path`, `label` and `is_valid` columns: squish-resize to `img_size` (bilinear),
+    explicit `Normalize`."""
     return DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=list(classes), sort=False)),
                      get_x=load_rgb, get_y=_label,
                      splitter=ColSplitter('is_valid'), item_tfms=Resize(img_size, method='squish'),
                      batch_tfms=Normalize.from_stats(*stats))
 
 class CachedImages(torch.utils.data.Dataset):
-    """The images of label frame `items` (columns `path`, `label`) decoded once with the DataBlock's item transforms (RGB,
-    squish-resize to `img_size`, to tensor) and held as one uint8 tensor, with their class indices in `vocab`."""
+    """The images of label frame `items` (columns `path`, `label`) decoded once with the DataBlock's item transforms
+    (RGB, squish-resize to `img_size`, to tensor) and held as one uint8 tensor, with their class indices in `vocab`."""
     def __init__(self, items:pd.DataFrame, vocab, img_size:int):
         self.items, self.vocab = items, CategoryMap(list(vocab), sort=False)
         resize, to_tensor = Resize(img_size, method='squish'), ToTensor()
-        self.x = torch.stack([to_tensor(resize(PILImage.create(load_rgb(p)))) for p in items.path]) if len(items) else torch.zeros(0, 3, img_size, img_size, dtype=torch.uint8)
+        self.x = (torch.stack([to_tensor(resize(PILImage.create(load_rgb(p)))) for p in items.path]) if len(items)
+                  else torch.zeros(0, 3, img_size, img_size, dtype=torch.uint8))
         self.y = torch.tensor(items.label.map(self.vocab.o2i).to_numpy(dtype='int64'))
     def __len__(self): return len(self.y)
     def __getitem__(self, i): return TensorImage(self.x[i]), TensorCategory(self.y[i])
@@ -159,12 +179,15 @@ class CachedImages(torch.utils.data.Dataset):
 def _cached_dataloaders(df, classes, img_size, stats, bs, num_workers, drop_last, device, balanced) -> DataLoaders:
     "`label_dataloaders` over `CachedImages`: the same batches, each image decoded once."
     train, valid = (CachedImages(df[df.is_valid == v].reset_index(drop=True), classes, img_size) for v in (False, True))
-    kw = dict(bs=bs, num_workers=num_workers, device=device, after_batch=[IntToFloatTensor(), Normalize.from_stats(*stats)])
-    if balanced: train_dl = WeightedDL(train, wgts=class_balanced_weights(train.items.label).to_numpy(), shuffle=True, drop_last=drop_last, **kw)
+    kw = dict(bs=bs, num_workers=num_workers, device=device,
+              after_batch=[IntToFloatTensor(), Normalize.from_stats(*stats)])
+    if balanced: train_dl = WeightedDL(train, wgts=class_balanced_weights(train.items.label).to_numpy(), shuffle=True,
+                                       drop_last=drop_last, **kw)
     else: train_dl = TfmdDL(train, shuffle=True, drop_last=drop_last, **kw)
     return DataLoaders(train_dl, TfmdDL(valid, **kw), device=device)
 
-def label_frame(csv, root=None, classes=None, valid_split:str='valid', check:bool=True, decode:bool=False) -> tuple[pd.DataFrame, list[str]]:
+def label_frame(csv, root=None, classes=None, valid_split:str='valid', check:bool=True,
+                decode:bool=False) -> tuple[pd.DataFrame, list[str]]:
     """The CSV's `train` and `valid_split` rows, checked (a `UserError` lists every problem; `check`: their images too,
     `decode`: decoded completely), with `is_valid` and `path` columns; and the class vocabulary."""
     df, classes = read_label_csv(csv, classes)
@@ -172,10 +195,12 @@ def label_frame(csv, root=None, classes=None, valid_split:str='valid', check:boo
     used = df[df.split.isin(['train', valid_split])]
     if problems := split_problems(df, classes, valid_split) + (image_problems(used, root, decode) if check else []):
         raise _problems_error(csv, problems)
-    return used.assign(is_valid=lambda d: d.split == valid_split).reset_index(drop=True).assign(path=lambda d: [str(root/p) for p in d.image]), classes
+    return (used.assign(is_valid=lambda d: d.split == valid_split).reset_index(drop=True)
+            .assign(path=lambda d: [str(root/p) for p in d.image]), classes)
 
 def class_balanced_weights(labels:pd.Series, train:pd.Series|None=None) -> pd.Series:
-    "Sampling weight of each row ∝ 1 / the number of training rows (`train` mask, default all) of its class; 0 off `train`."
+    """Sampling weight of each row ∝ 1 / the number of training rows (`train` mask, default all) of its class; 0 off
+    `train`."""
     train = pd.Series(True, index=labels.index) if train is None else train
     return (1 / labels.map(labels[train].value_counts())).where(train, 0.)
 
@@ -187,13 +212,15 @@ def label_dataloaders(csv, root=None, classes=None, valid_split:str='valid', img
     `cache`: decode every image once and keep it in memory (`CachedImages`; N×3×`img_size`² bytes)."""
     df, classes = label_frame(csv, root, classes, valid_split, check, decode=cache)
     if cache: return _cached_dataloaders(df, classes, img_size, stats, bs, num_workers, drop_last, device, balanced)
-    block, kw = noisy_label_block(classes, img_size, stats), dict(bs=bs, num_workers=num_workers, drop_last=drop_last, device=device)
+    block, kw = noisy_label_block(classes, img_size, stats), dict(bs=bs, num_workers=num_workers, drop_last=drop_last,
+                                                                  device=device)
     if not balanced: return block.dataloaders(df, **kw)
     return block.weighted_dataloaders(df, wgts=class_balanced_weights(df.label, ~df.is_valid).to_numpy(), **kw)
 
 def inference_dataloaders(dls) -> DataLoaders:
-    """DataLoaders with the DataBlock pipeline of `dls` and no items, for `learn.export`: the exported learner's `predict`
-    and `test_dl` take image paths or PIL images, decoded as in training (also after training on `CachedImages`)."""
+    """DataLoaders with the DataBlock pipeline of `dls` and no items, for `learn.export`: the exported learner's
+    `predict` and `test_dl` take image paths or PIL images, decoded as in training (also after training on
+    `CachedImages`)."""
     if not isinstance(dls.train_ds, CachedImages): return dls.new_empty()
     norm = next(t for t in dls.after_batch.fs if isinstance(t, Normalize))
     stats = ([float(v) for v in norm.mean.flatten()], [float(v) for v in norm.std.flatten()])
@@ -202,7 +229,8 @@ def inference_dataloaders(dls) -> DataLoaders:
     return block.dataloaders(rows.assign(is_valid=[False, True]), bs=dls.valid.bs, device=dls.device).new_empty()
 
 def train_noise_rate(dls) -> float|None:
-    "Share of the training images whose given label differs from their `clean_label`, among those with one (None: no row has one)."
+    """Share of the training images whose given label differs from their `clean_label`, among those with one (None: no
+    row has one)."""
     items = dls.train_ds.items
     if not isinstance(items, pd.DataFrame) or CLEAN not in items.columns: return None
     known = items[items[CLEAN].fillna('') != '']                # an empty clean_label means "not known"

@@ -104,7 +104,8 @@ class DemoSpec:
     @property
     def key(self) -> str:
         "Names the generated folder: changes with the settings and with the generator's version."
-        return hashlib.sha1(json.dumps(dict(asdict(self), generator=GENERATOR_VERSION), sort_keys=True).encode()).hexdigest()[:10]
+        return hashlib.sha1(json.dumps(dict(asdict(self), generator=GENERATOR_VERSION),
+                                       sort_keys=True).encode()).hexdigest()[:10]
 
 def make_demo_dataset(dest, spec:DemoSpec=DemoSpec()) -> Path:
     "Write `dest/images/<split>/*.png` and `dest/labels.csv` (image, label, split, clean_label); returns the CSV path."
@@ -124,7 +125,8 @@ def make_demo_dataset(dest, spec:DemoSpec=DemoSpec()) -> Path:
         df = add_label_noise(df, RAFDB_CLASSES, symmetric_noise_matrix(len(RAFDB_CLASSES), spec.noise), seed=spec.seed)
         df.to_csv(tmp/'labels.csv', index=False)
         (tmp/'demo.json').write_text(json.dumps(asdict(spec), indent=2))
-        if (dest/'labels.csv').is_file(): return dest/'labels.csv'   # another process made it meanwhile: same seed, same files
+        # another process made it meanwhile: same seed, same files
+        if (dest/'labels.csv').is_file(): return dest/'labels.csv'
         if dest.exists(): shutil.rmtree(dest)                 # an incomplete one
         tmp.chmod(0o755)                                # mkdtemp makes it private
         tmp.rename(dest)

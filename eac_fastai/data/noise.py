@@ -37,7 +37,8 @@ def check_noise_matrix(m, n_classes:int|None=None) -> np.ndarray:
         raise ValueError(f"noise matrix is {m.shape[0]}x{m.shape[0]} but there are {n_classes} classes")
     if (m < 0).any(): raise ValueError("noise matrix has negative entries")
     bad = np.flatnonzero(~np.isclose(m.sum(0), 1, atol=1e-6))
-    if len(bad): raise ValueError(f"noise matrix columns must sum to 1 (P(given | true=j)); column(s) {bad.tolist()} do not")
+    if len(bad): raise ValueError(f"noise matrix columns must sum to 1 (P(given | true=j)); "
+                                  f"column(s) {bad.tolist()} do not")
     return m / m.sum(0, keepdims=True)                 # exactly 1, as sampling needs
 
 def generate_noisy_labels(true_labels, noise_matrix, *, seed:int=0, exact:bool=True) -> np.ndarray:

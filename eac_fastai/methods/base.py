@@ -16,7 +16,8 @@ def normalize_stats(dls):
     return (norm[0].mean, norm[0].std) if norm else None
 
 def flip_problem(method:str, cls, basic:BasicAug|None, flip:Flip|None) -> str|None:
-    "Why `method` (its callback class `cls`) cannot take this augmentation: a method that mirrors makes the flipped view."
+    """Why `method` (its callback class `cls`) cannot take this augmentation: a method that mirrors makes the flipped
+    view."""
     if not cls.mirrors: return None
     if basic is not None and 'flip' in (basic.ops or ()):
         return f"augment.basic.ops: method {method} makes the flipped view itself; remove flip"
@@ -38,8 +39,7 @@ class AugmentCallback(Callback):
         if basic is not None and basic.ops is None: basic = basic.model_copy(update=dict(ops=list(self.basic_ops)))
         if problem := flip_problem(self.name, type(self), basic, flip): raise ValueError(problem)
         self.erase, self.basic, self.crop, self.flip = erase, basic, crop, flip
-        self.settings = self.config(**settings)
-        for k in type(self.settings).model_fields: setattr(self, k, getattr(self.settings, k))
+        for k, v in self.config(**settings): setattr(self, k, v)
 
     def before_fit(self): self.stats = normalize_stats(self.dls)
     def crop_batch(self, x): return x if self.crop is None else self.crop(x, self.stats)
@@ -55,7 +55,8 @@ class MethodCallback(AugmentCallback):
     terms = ()
     def before_fit(self):
         super().before_fit()
-        if self.learn.lock.locked(): return            # validate/get_preds/predict also fire before_fit: nothing to set up
+        # validate/get_preds/predict also fire before_fit: nothing to set up
+        if self.learn.lock.locked(): return
         self._detach()                                 # what a fit interrupted by an exception left behind
         self.term_metrics = [ValueMetric(partial(self.epoch_mean, i), n) for i, n in enumerate(self.terms)]
         self.learn.metrics = [*self.learn.metrics, *self.term_metrics]

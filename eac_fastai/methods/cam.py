@@ -60,7 +60,8 @@ class RampedSection(Section):
             return f"ramp: {self.ramp:g} epochs is longer than train.epochs ({epochs}); give at most {epochs}"
 
 class CAMConsistencyCallback(MethodCallback):
-    "Shared part of EAC and AC: body features kept by a hook, CAMs from the detached fc weight, `lam` × flip consistency."
+    """Shared part of EAC and AC: body features kept by a hook, CAMs from the detached fc weight, `lam` × flip
+    consistency."""
     terms, mirrors = ('train_ce', 'train_consistency'), True
     _stateattrs = ('hook', 'x_flip', 'consistency_loss', 'sums', 'body', 'fc', 'term_metrics', 'per_view')
     def setup(self):

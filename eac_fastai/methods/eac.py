@@ -30,7 +30,8 @@ def per_view_batchnorm(model:nn.Module, views:int=2):
 class EACSection(RampedSection):
     "EAC (method: eac)."
     lam: float = Field(5., ge=0, description="weight of the CAM flip-consistency loss")
-    mode: Literal['noisy', 'clean'] = Field('noisy', description="noisy: views erased independently; clean: exact mirror")
+    mode: Literal['noisy', 'clean'] = Field('noisy', description="noisy: views erased independently; "
+                                            "clean: exact mirror")
     one_forward: bool = Field(False, description="both views in one forward pass, BatchNorm statistics still per view "
                               "(speed)")
     ramp: float = ramp_field()
@@ -38,13 +39,15 @@ class EACSection(RampedSection):
 
 class EACCallback(CAMConsistencyCallback):
     """Erasing Attention Consistency: CE on the original view only, plus `lam` × MSE of its CAMs and the flipped view's,
-    flipped back. Settings: the fields of `EACSection` (`lam=5.`, `mode='noisy'`, `one_forward`, `ramp`, `consistency`)."""
+    flipped back. Settings: the fields of `EACSection` (`lam=5.`, `mode='noisy'`, `one_forward`, `ramp`,
+    `consistency`)."""
     config = EACSection
     def before_batch(self):
         x = self.crop_batch(self.x)
         if self.mode == 'noisy': view, flipped = self.augment(x), self.augment(x.flip(-1), basic=False)
         else: view = self.augment(x); flipped = view.flip(-1)
-        if self.one_forward:                           # one pass over [view; flipped], each half with its own BN statistics
+        # one pass over [view; flipped], each half with its own BN statistics
+        if self.one_forward:
             self.learn.xb, self.x_flip = (torch.cat([view, flipped]), *self.xb[1:]), None
             self.per_view = ExitStack(); self.per_view.enter_context(per_view_batchnorm(self.body, 2))
         else: self.learn.xb, self.x_flip = (view, *self.xb[1:]), flipped

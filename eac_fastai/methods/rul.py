@@ -15,7 +15,8 @@ from ..errors import UserError
 __all__ = ['RULHead', 'uncertainty_mix', 'add_up_loss', 'rul_splitter', 'RULSection', 'RULCallback']
 
 def _branch(nf:int, fmap, dim:int, drop:float) -> nn.Sequential:
-    return nn.Sequential(nn.BatchNorm2d(nf, eps=2e-5, affine=False), nn.Dropout(drop), nn.Flatten(),   # any memory format
+    return nn.Sequential(nn.BatchNorm2d(nf, eps=2e-5, affine=False), nn.Dropout(drop),
+                         nn.Flatten(),   # any memory format
                          nn.Linear(nf*fmap[0]*fmap[1], dim), nn.BatchNorm1d(dim, eps=2e-5))
 
 def uncertainty_mix(mu:Tensor, log_var:Tensor, perm:Tensor) -> Tensor:
@@ -53,8 +54,8 @@ class RULSection(Section):
     fc_lr_mult: float = Field(10., gt=0, description="classifier learning rate ÷ train.lr (officially 2e-3 / 2e-4)")
 
 class RULCallback(MethodCallback):
-    """RUL: uncertainty-weighted feature mixing with a random partner and the add-up loss; the classifier at `fc_lr_mult`
-    × lr. Settings: the fields of `RULSection`; its basic aug officially flips or adds noise."""
+    """RUL: uncertainty-weighted feature mixing with a random partner and the add-up loss; the classifier at
+    `fc_lr_mult` × lr. Settings: the fields of `RULSection`; its basic aug officially flips or adds noise."""
     config, basic_ops = RULSection, ('flip', 'noise')
 
     def head(self, nf:int, n_out:int, fmap) -> nn.Module: return RULHead(nf, n_out, fmap, self.dim, self.drop)
@@ -64,22 +65,25 @@ class RULCallback(MethodCallback):
         "A `UserError` when the training loader would end with a batch of one image, which BatchNorm1d cannot train on."
         dl = dls.train
         if not dl.drop_last and dl.bs and dl.n % dl.bs == 1:
-            raise UserError(f"method rul: {dl.n} training images in batches of {dl.bs} leave a last batch of one image, which "
-                            "RUL's BatchNorm cannot train on; set data.drop_last=true or change data.bs")
+            raise UserError(f"method rul: {dl.n} training images in batches of {dl.bs} leave a last batch of one "
+                            "image, which RUL's BatchNorm cannot train on; set data.drop_last=true or change data.bs")
 
     def setup(self):
         model = getattr(self.learn.model, 'module', self.learn.model)
-        if not isinstance(model[1], RULHead): raise ValueError("RULCallback needs a model whose head is a RULHead (eac_learner(method='rul') builds it)")
+        if not isinstance(model[1], RULHead):
+            raise ValueError("RULCallback needs a model whose head is a RULHead (eac_learner(method='rul') builds it)")
         self.check_data(self.dls)
         self.rul_head = model[1]
 
     def before_step(self):
-        "The classifier's group steps at `fc_lr_mult` × the others' rate, whatever schedule set the rates (fit, fit_one_cycle, lr_find)."
+        """The classifier's group steps at `fc_lr_mult` × the others' rate, whatever schedule set the rates (fit,
+        fit_one_cycle, lr_find)."""
         self.schedule_lr = float(self.opt.hypers[0]['lr'])
         self.opt.set_hyper('lr', [self.schedule_lr, self.schedule_lr*self.fc_lr_mult])
 
     def after_step(self):
-        "Every group back at the schedule's rate: fastai's Recorder logs the last group's, which lr_find plots and suggests from."
+        """Every group back at the schedule's rate: fastai's Recorder logs the last group's, which lr_find plots and
+        suggests from."""
         self.opt.set_hyper('lr', self.schedule_lr)
 
     def after_loss(self):

@@ -64,8 +64,8 @@ class SCNSection(Section):
     drop: float = Field(0., ge=0, lt=1, description="dropout before the importance and class layers")
 
 class SCNCallback(MethodCallback):
-    """SCN: CE on importance-scaled logits + rank regularisation, and relabelling of doubtful images from `relabel_epoch`
-    on. Settings: the fields of `SCNSection`; its basic aug officially flips or adds noise."""
+    """SCN: CE on importance-scaled logits + rank regularisation, and relabelling of doubtful images from
+    `relabel_epoch` on. Settings: the fields of `SCNSection`; its basic aug officially flips or adds noise."""
     terms, config, basic_ops = ('train_ce', 'train_rank_reg'), SCNSection, ('flip', 'noise')
     _stateattrs = ('hook', 'sums', 'term_metrics', 'batch_idx')
     def __init__(self, erase:Erasing|None=Erasing(), basic:BasicAug|None=BasicAug(), crop:Crop|None=None,
@@ -77,7 +77,8 @@ class SCNCallback(MethodCallback):
 
     def setup(self):
         model = getattr(self.learn.model, 'module', self.learn.model)
-        if not isinstance(model[1], SCNHead): raise ValueError("SCNCallback needs a model whose head is an SCNHead (eac_learner(method='scn') builds it)")
+        if not isinstance(model[1], SCNHead):
+            raise ValueError("SCNCallback needs a model whose head is an SCNHead (eac_learner(method='scn') builds it)")
         self.hook = hook_output(model[1].importance, detach=False)
         given = _train_labels(self.dls)
         if self.given is None or not torch.equal(self.given, given): self.given, self.labels = given, given.clone()
@@ -87,15 +88,19 @@ class SCNCallback(MethodCallback):
     def method_state(self) -> dict: return dict(given=self.given, labels=self.labels)
     def load_method_state(self, state:dict): self.given, self.labels = state.get('given'), state.get('labels')
 
-    def relabelled_share(self): return (self.labels != self.given).float().mean().item() if self.labels is not None else None
+    def relabelled_share(self):
+        return (self.labels != self.given).float().mean().item() if self.labels is not None else None
 
     def before_batch(self):
         super().before_batch()
         n = self.y.shape[0]
-        order = self.dl._DataLoader__idxs               # this epoch's sampler order, drawn by fastai in the main process
+        # this epoch's sampler order, drawn by fastai in the main process
+        order = self.dl._DataLoader__idxs
         idx = self.batch_idx = torch.as_tensor(order[self.iter*self.dl.bs:][:n], dtype=torch.long)
-        if self.epoch == 0 and (len(idx) != n or not torch.equal(self.given[idx], self.y.cpu())):   # checked in the first epoch
-            raise RuntimeError("SCN could not match this batch to its training images; it needs the DataLoader's own sampler")
+        # checked in the first epoch
+        if self.epoch == 0 and (len(idx) != n or not torch.equal(self.given[idx], self.y.cpu())):
+            raise RuntimeError("SCN could not match this batch to its training images; "
+                               "it needs the DataLoader's own sampler")
         self.learn.yb = (self.labels[idx].to(self.y.device),)   # relabelled images train on their new label
 
     def after_loss(self):
@@ -116,7 +121,8 @@ class SCNCallback(MethodCallback):
         "The training items with their given label, current (possibly relabelled) label and whether it changed."
         vocab = list(self.dls.vocab)
         items = self.dls.train_ds.items
-        items = items.drop(columns=['is_valid', 'path'], errors='ignore').reset_index(drop=True) if isinstance(items, pd.DataFrame) else pd.DataFrame(dict(item=list(map(str, items))))
+        items = (items.drop(columns=['is_valid', 'path'], errors='ignore').reset_index(drop=True)
+                 if isinstance(items, pd.DataFrame) else pd.DataFrame(dict(item=list(map(str, items)))))
         return items.assign(given=[vocab[i] for i in self.given], scn_label=[vocab[i] for i in self.labels],
                             relabelled=(self.labels != self.given).numpy())
 

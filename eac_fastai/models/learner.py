@@ -3,7 +3,8 @@ import inspect, os, tempfile
 from functools import partial
 from pathlib import Path
 import torch
-import fastai.callback.schedule, fastai.callback.fp16, fastai.callback.channelslast  # noqa: F401  fit_one_cycle, lr_find, to_fp16, to_channelslast
+# these add fit_one_cycle, lr_find, to_fp16 and to_channelslast to Learner
+import fastai.callback.schedule, fastai.callback.fp16, fastai.callback.channelslast  # noqa: F401
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastai.optimizer import OptimWrapper, Adam, SGD
@@ -32,7 +33,8 @@ def wd_bn_bias_problem(opt:str, wd_bn_bias:bool) -> str|None:
         return f"wd_bn_bias=false needs opt fastai_adam or fastai_sgd; torch's {opt} decays every parameter"
 
 def method_settings(method:str, kwargs:dict) -> dict:
-    "The keyword arguments in `kwargs` that `method`'s callback takes (augmentation and settings), removed from `kwargs`."
+    """The keyword arguments in `kwargs` that `method`'s callback takes (augmentation and settings), removed from
+    `kwargs`."""
     cls = METHODS.get(method, AugmentCallback)
     names = set(inspect.signature(cls).parameters) | set(cls.config.model_fields)
     return {k: kwargs.pop(k) for k in list(kwargs) if k in names}
@@ -40,13 +42,14 @@ def method_settings(method:str, kwargs:dict) -> dict:
 def eac_learner(dls,
                 arch:str='resnet18',                   # a name in `ARCHS`
                 method='eac',                          # a name in `METHODS`, or a method callback
-                weights=None,                          # local checkpoint for the body: torchvision layout or VGGFace2 .pkl (None: random init)
+                # local checkpoint for the body: torchvision layout or VGGFace2 .pkl (None: random init)
+                weights=None,
                 opt:str='adam', wd:float=1e-4,         # a name in `OPTIMIZERS`; weight decay
                 wd_bn_bias:bool=True,                  # decay BatchNorm and bias too (False: fastai optimizers only)
                 metrics=accuracy, cbs=None,
-                **kwargs):                             # the method callback's arguments (e.g. `lam=5.`), then `vision_learner`'s
-    """A `vision_learner` whose head is global average pooling → one Linear (so CAMs exist), body unfrozen, with `method`'s
-    callback; SCN and RUL get their own heads (and RUL its parameter groups)."""
+                **kwargs):                             # method callback's args (e.g. `lam=5.`), then `vision_learner`'s
+    """A `vision_learner` whose head is global average pooling → one Linear (so CAMs exist), body unfrozen, with
+    `method`'s callback; SCN and RUL get their own heads (and RUL its parameter groups)."""
     if arch not in ARCHS: raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
     if problem := wd_bn_bias_problem(opt, wd_bn_bias): raise ValueError(problem)
     if isinstance(method, str):
@@ -64,8 +67,9 @@ def eac_learner(dls,
     return learn
 
 def export_learner(learn, path) -> Path:
-    """`learn.export` to `path` (atomically) without its training callbacks (method, mixed precision), with a DataBlock pipeline
-    that takes image paths: `load_learner(path).predict('face.jpg')` preprocesses as in training, on any device."""
+    """`learn.export` to `path` (atomically) without its training callbacks (method, mixed precision), with a DataBlock
+    pipeline that takes image paths: `load_learner(path).predict('face.jpg')` preprocesses as in training, on any
+    device."""
     path = Path(path)
     training = [cb for cb in learn.cbs if isinstance(cb, (AugmentCallback, MixedPrecision))]
     dls, tmp = learn.dls, Path(tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')[1])

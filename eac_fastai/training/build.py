@@ -30,7 +30,8 @@ def resolve_data(recipe:Recipe, settings:Settings, create:bool=True) -> DataSour
 
 def _device(name:str) -> torch.device:
     if name == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    if name == 'cuda' and not torch.cuda.is_available(): raise UserError("train.device=cuda but no CUDA device is available; use auto or cpu")
+    if name == 'cuda' and not torch.cuda.is_available():
+        raise UserError("train.device=cuda but no CUDA device is available; use auto or cpu")
     return torch.device(name)
 
 def recipe_dataloaders(recipe:Recipe, settings:Settings|None=None, device=None):
@@ -43,7 +44,8 @@ def recipe_dataloaders(recipe:Recipe, settings:Settings|None=None, device=None):
 def recipe_method(recipe:Recipe):
     "The training callback of the recipe's method, with its section's settings and the augmentation."
     a, section = recipe.augment, getattr(recipe, recipe.method, None)
-    return method_callback(recipe.method, erase=a.erase, basic=a.basic, crop=a.crop, **({'flip': a.flip} if a.flip else {}),
+    return method_callback(recipe.method, erase=a.erase, basic=a.basic, crop=a.crop,
+                           **({'flip': a.flip} if a.flip else {}),
                            **(section.model_dump() if section is not None else {}))
 
 def recipe_learner(recipe:Recipe, dls, settings:Settings|None=None, path='.'):
@@ -52,13 +54,16 @@ def recipe_learner(recipe:Recipe, dls, settings:Settings|None=None, path='.'):
     m, t = recipe.model, recipe.train
     learn = eac_learner(dls, m.arch, recipe_method(recipe), settings.weights_path(m.weights) if m.weights else None,
                         opt=t.opt, wd=t.wd, wd_bn_bias=t.wd_bn_bias, path=path,
-                        metrics=AccumMetric(accuracy, flatten=False) if is_distributed() else accuracy)   # over the gathered predictions
+                        # over the gathered predictions
+                        metrics=AccumMetric(accuracy, flatten=False) if is_distributed() else accuracy)
     if t.channels_last: learn.to_channelslast(use_amp=False)
     if t.precision != 'fp32':
-        if dls.device.type != 'cuda': raise UserError(f"train.precision={t.precision} needs a CUDA device; use fp32 on {dls.device.type}")
+        if dls.device.type != 'cuda':
+            raise UserError(f"train.precision={t.precision} needs a CUDA device; use fp32 on {dls.device.type}")
         learn.to_fp16() if t.precision == 'fp16' else learn.to_bf16()
     return learn
 
 def check_distributable(recipe:Recipe):
     "A `UserError` when `recipe` cannot train in several processes."
-    if recipe.method == 'scn': raise UserError("method scn cannot train in several processes yet: its relabels live in each process; use one")
+    if recipe.method == 'scn':
+        raise UserError("method scn cannot train in several processes yet: its relabels live in each process; use one")

@@ -41,10 +41,11 @@ def set_rng_states(state:dict, dls=None):
         for dl, s in zip(dls.loaders, state['loaders']): dl.rng.setstate(s)
 
 class CheckpointCallback(TrackerCallback):
-    """After every epoch, atomically: `models/best.pth` when `monitor` improves, `models/last.pth` (with the optimizer when
-    `with_opt`) and, when `resumable`, `models/resume.pth`; the learner keeps the last weights."""
+    """After every epoch, atomically: `models/best.pth` when `monitor` improves, `models/last.pth` (with the optimizer
+    when `with_opt`) and, when `resumable`, `models/resume.pth`; the learner keeps the last weights."""
     order = TrackerCallback.order + 1
-    def __init__(self, monitor:str='accuracy', with_opt:bool=True, resumable:bool=True, lr:float|None=None, best:float|None=None):
+    def __init__(self, monitor:str='accuracy', with_opt:bool=True, resumable:bool=True, lr:float|None=None,
+                 best:float|None=None):
         super().__init__(monitor=monitor)
         store_attr('with_opt,resumable,lr')
         self.initial_best = best                       # the best so far of the run this fit resumes
@@ -65,9 +66,11 @@ class CheckpointCallback(TrackerCallback):
         "What `models/resume.pth` holds after this epoch."
         smooth = self.recorder.smooth_loss
         methods = {type(cb).__name__: cb.method_state() for cb in self.cbs if isinstance(cb, MethodCallback)}
-        return dict(epoch=self.epoch, n_epoch=self.n_epoch, model=weights, opt=opt, rng=rng_states(self.dls), best=float(self.best),
-                    lr=self.lr, train_iter=self.train_iter, smooth_loss=dict(val=float(smooth.val), count=smooth.count), methods=methods,
-                    scaler=scaler.state_dict() if (scaler := vars(self.learn).get('scaler')) is not None else None)   # fp16's loss scale
+        return dict(epoch=self.epoch, n_epoch=self.n_epoch, model=weights, opt=opt, rng=rng_states(self.dls),
+                    best=float(self.best), lr=self.lr, train_iter=self.train_iter,
+                    smooth_loss=dict(val=float(smooth.val), count=smooth.count), methods=methods,
+                    # fp16's loss scale
+                    scaler=scaler.state_dict() if (scaler := vars(self.learn).get('scaler')) is not None else None)
 
 class HistoryLogger(CSVLogger):
     "fastai's `CSVLogger`, which appends to an existing history without a second header line when `append`."
@@ -88,25 +91,31 @@ class _Resume(Callback):
         self.learn.train_iter = s['train_iter']
         self.recorder.smooth_loss.val = torch.tensor(s['smooth_loss']['val'], device=self.dls.device)
         self.recorder.smooth_loss.count = s['smooth_loss']['count']
-        if s.get('scaler') and vars(self.learn).get('scaler') is not None: self.learn.scaler.load_state_dict(s['scaler'])
+        if s.get('scaler') and vars(self.learn).get('scaler') is not None:
+            self.learn.scaler.load_state_dict(s['scaler'])
 
 def restore_training_state(learn, state:dict, source='checkpoint'):
-    "Load the weights, optimizer state and method state of a `models/resume.pth` into `learn`; a `UserError` naming `source` if they do not fit."
+    """Load the weights, optimizer state and method state of a `models/resume.pth` into `learn`; a `UserError` naming
+    `source` if they do not fit."""
     try:
         get_model(learn.model).load_state_dict(state['model'])
         if learn.opt is None: learn.create_opt()
         learn.opt.load_state_dict(state['opt'])
     except (KeyError, ValueError, RuntimeError) as e:
-        raise UserError(f"{source}: does not fit the run's model or optimizer ({type(e).__name__}: {str(e).splitlines()[0]}); "
+        raise UserError(f"{source}: does not fit the run's model or optimizer "
+                        f"({type(e).__name__}: {str(e).splitlines()[0]}); "
                         "was recipe.yaml edited? restore it or start a new run") from None
-    for cb in learn.cbs.filter(lambda c: isinstance(c, MethodCallback)): cb.load_method_state(state['methods'].get(type(cb).__name__, {}))
+    for cb in learn.cbs.filter(lambda c: isinstance(c, MethodCallback)):
+        cb.load_method_state(state['methods'].get(type(cb).__name__, {}))
 
 @contextmanager
 def starting_at(learn, state:dict):
-    """Inside, `learn.fit` runs only the epochs after `state['epoch']`, as if the earlier ones had just run: every generator,
-    fastai's counters and smoothed loss restored at the start of the first of them (`restore_training_state` first)."""
+    """Inside, `learn.fit` runs only the epochs after `state['epoch']`, as if the earlier ones had just run: every
+    generator, fastai's counters and smoothed loss restored at the start of the first of them (`restore_training_state`
+    first)."""
     first = state['epoch'] + 1
-    def _do_fit():                                     # fastai's epoch loop from `first` on (fastai's SkipToEpoch would fire after_epoch for skipped ones)
+    # fastai's epoch loop from `first` on (fastai's SkipToEpoch would fire after_epoch for skipped ones)
+    def _do_fit():
         for epoch in range(first, learn.n_epoch):
             learn.epoch = epoch
             learn._with_events(learn._do_epoch, 'epoch', CancelEpochException)

@@ -13,7 +13,8 @@ from fastai.distributed import DistributedDL, DistributedTrainer
 from fastai.torch_core import num_distrib, rank_distrib
 from ..errors import UserError
 
-__all__ = ['is_distributed', 'is_main_process', 'use_local_gpu', 'ProcessGroupDL', 'ProcessGroupTrainer', 'distributed', 'launch']
+__all__ = ['is_distributed', 'is_main_process', 'use_local_gpu', 'ProcessGroupDL', 'ProcessGroupTrainer', 'distributed',
+           'launch']
 
 def is_distributed() -> bool: return num_distrib() > 1
 def is_main_process() -> bool: return rank_distrib() == 0
@@ -32,13 +33,15 @@ class ProcessGroupDL(DistributedDL):
 
 class ProcessGroupTrainer(DistributedTrainer):
     "fastai's `DistributedTrainer` wrapping the loaders in `ProcessGroupDL`."
-    def _wrap_dl(self, dl): return dl if isinstance(dl, ProcessGroupDL) else ProcessGroupDL(dl, device=self.learn.model.device)
+    def _wrap_dl(self, dl):
+        return dl if isinstance(dl, ProcessGroupDL) else ProcessGroupDL(dl, device=self.learn.model.device)
 
 @contextmanager
 def distributed(learn):
     """Inside, `learn` trains as one of the processes torchrun/accelerate started (nothing changes in a single process):
     DistributedDataParallel over NCCL on GPUs (with SyncBatchNorm) or gloo on the CPU (which has no SyncBatchNorm),
-    progress bars on rank 0 only; the process group is closed after the fit (what follows runs in each process alone)."""
+    progress bars on rank 0 only; the process group is closed after the fit (what follows runs in each process
+    alone)."""
     if not is_distributed():
         yield learn; return
     gpu = learn.dls.device.type == 'cuda'
@@ -47,7 +50,8 @@ def distributed(learn):
     if not is_main_process(): learn.remove_cb(ProgressCallback)
     try: yield learn
     finally: learn.remove_cb(trainer)
-    _close_process_group()                             # after a clean fit only: a failed process must not wait at a barrier
+    # after a clean fit only: a failed process must not wait at a barrier
+    _close_process_group()
 
 def _close_process_group():
     "Wait for every process, then close the process group: gloo's threads must not outlive it when the processes exit."
@@ -59,6 +63,9 @@ def launch(nproc:int, args:list[str]) -> int:
     "Run `eac-fastai <args>` in `nproc` processes on this machine through torchrun; its exit code."
     if nproc < 1: raise UserError(f"--nproc {nproc}: give at least 1 process")
     if torch.cuda.is_available() and nproc > torch.cuda.device_count():
-        raise UserError(f"--nproc {nproc}: this machine has {torch.cuda.device_count()} GPU(s); give at most that many processes")
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc-per-node={nproc}', '-m', 'eac_fastai', *args]
-    return subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1)//nproc))))).returncode
+        raise UserError(f"--nproc {nproc}: this machine has {torch.cuda.device_count()} GPU(s); "
+                        "give at most that many processes")
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc-per-node={nproc}',
+           '-m', 'eac_fastai', *args]
+    return subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS=os.environ.get(
+        'OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1)//nproc))))).returncode

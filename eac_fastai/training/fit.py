@@ -32,8 +32,9 @@ def _prepare(recipe, out, stem, settings):
     if is_distributed(): check_distributable(recipe); use_local_gpu()
     if recipe.seed is not None: set_seed(recipe.seed, reproducible=True)
     dls = recipe_dataloaders(recipe, settings)
-    if len(dls.train) == 0: raise UserError(f"no training batch: {len(dls.train_ds)} training images, data.bs={recipe.data.bs} "
-                                            "and data.drop_last=true; lower data.bs or set data.drop_last=false")
+    if len(dls.train) == 0:
+        raise UserError(f"no training batch: {len(dls.train_ds)} training images, data.bs={recipe.data.bs} "
+                        "and data.drop_last=true; lower data.bs or set data.drop_last=false")
     learn = recipe_learner(recipe, dls, settings)
     for cb in learn.cbs.filter(lambda c: hasattr(c, 'check_data')): cb.check_data(dls)   # e.g. RUL's last batch of one
     if not is_main_process(): return None, learn
@@ -42,67 +43,85 @@ def _prepare(recipe, out, stem, settings):
     write_atomic(run/'env.json', json.dumps(environment(dls.device), indent=2))
     return run, learn
 
-def train_recipe(recipe:Recipe, out=None, stem:str='run', settings:Settings|None=None, console:Console|None=None) -> Path:
+def train_recipe(recipe:Recipe, out=None, stem:str='run', settings:Settings|None=None,
+                 console:Console|None=None) -> Path:
     "Train `recipe` into a new run directory under `out` (default: settings.ini's runs dir) and return it."
     console = console or Console()
     run, learn = _prepare(recipe, out, stem, settings)
-    if run is not None: console.print(f"[bold]{recipe.method}[/] · {recipe.model.arch} · {len(learn.dls.train_ds)} train / "
-                                      f"{len(learn.dls.valid_ds)} {recipe.data.valid_split} images · {learn.dls.device}"
-                                      f"{f' × {num_distrib()} processes' if is_distributed() else ''} → {run}", soft_wrap=True)
+    if run is not None:
+        console.print(f"[bold]{recipe.method}[/] · {recipe.model.arch} · {len(learn.dls.train_ds)} train / "
+                      f"{len(learn.dls.valid_ds)} {recipe.data.valid_split} images · {learn.dls.device}"
+                      f"{f' × {num_distrib()} processes' if is_distributed() else ''} → {run}", soft_wrap=True)
     t = recipe.train
-    with learn.no_bar(): lr = run_lr_find(learn, recipe, run) if t.lr == 'find' else t.lr   # each process finds the same rate
-    if t.lr == 'find' and run is not None: console.print(f"lr_find: {t.lr_find.suggestion} suggestion {lr:.2e} (lr_find.png)")
+    # each process finds the same rate
+    with learn.no_bar(): lr = run_lr_find(learn, recipe, run) if t.lr == 'find' else t.lr
+    if t.lr == 'find' and run is not None:
+        console.print(f"lr_find: {t.lr_find.suggestion} suggestion {lr:.2e} (lr_find.png)")
     return _fit_and_finish(recipe, run, learn, lr, console)
 
-def _fit_and_finish(recipe:Recipe, run:Path|None, learn, lr:float, console:Console, best:float|None=None, resumed:bool=False) -> Path|None:
+def _fit_and_finish(recipe:Recipe, run:Path|None, learn, lr:float, console:Console, best:float|None=None,
+                    resumed:bool=False) -> Path|None:
     """The scheduled fit (checkpoints and history written every epoch), then predictions, metrics.json and export.pkl
     (`run` None: a process other than rank 0 of several, which trains and writes nothing)."""
     t = recipe.train
     cbs = [MemorisationCallback()] if t.memorisation else []
     if t.eval_subset is not None: cbs.append(EvalSubsetCallback(**t.eval_subset.model_dump()))
-    if run is not None:                                # resuming a run of several processes: not yet (each has its own generators)
+    # resuming a run of several processes: not yet (each has its own generators)
+    if run is not None:
         cbs += [HistoryLogger('history.csv', append=resumed), RichProgressCallback(console),
                 CheckpointCallback('accuracy', resumable=t.resumable and not is_distributed(), lr=lr, best=best)]
-    if is_distributed() and recipe.seed is not None: set_seed(recipe.seed + rank_distrib(), reproducible=True)   # each its own augmentation
+    if is_distributed() and recipe.seed is not None:
+        set_seed(recipe.seed + rank_distrib(), reproducible=True)   # each its own augmentation
     with learn.no_bar(), learn.no_logging(), distributed(learn):
         fit_with_schedule(learn, t.schedule, t.epochs, lr, t.gamma, t.pct_start, cbs=cbs)
     if run is None: return None
     with learn.no_bar(), learn.no_logging(): save_predictions(learn, run/f'preds_{recipe.data.valid_split}.csv')
     if recipe.method == 'scn': write_atomic(run/'scn_labels.csv', learn.scn.relabel_frame().to_csv(index=False))
     history = pd.read_csv(run/'history.csv')
-    metrics = dict(summarize_history(history), method=recipe.method, tags=recipe.tags, lr=lr, valid_split=recipe.data.valid_split,
+    metrics = dict(summarize_history(history), method=recipe.method, tags=recipe.tags, lr=lr,
+                   valid_split=recipe.data.valid_split,
                    classes=list(learn.dls.vocab),
-                   n_train=len(learn.dls.train_ds), n_valid=len(learn.dls.valid_ds), train_noise_rate=train_noise_rate(learn.dls))
+                   n_train=len(learn.dls.train_ds), n_valid=len(learn.dls.valid_ds),
+                   train_noise_rate=train_noise_rate(learn.dls))
     write_atomic(run/'metrics.json', json.dumps(metrics, indent=2))
     export_learner(learn, run/'export.pkl')
-    console.print(f"accuracy: last-5 mean {metrics['last5_mean_accuracy']:.4f} · final {metrics['final_accuracy']:.4f} · "
-                  f"best {metrics['best_accuracy']:.4f} (epoch {metrics['best_epoch']}) → {run/'metrics.json'}", soft_wrap=True)
+    console.print(f"accuracy: last-5 mean {metrics['last5_mean_accuracy']:.4f} · "
+                  f"final {metrics['final_accuracy']:.4f} · "
+                  f"best {metrics['best_accuracy']:.4f} (epoch {metrics['best_epoch']}) → {run/'metrics.json'}",
+                  soft_wrap=True)
     return run
 
 def resume_run(run, settings:Settings|None=None, console:Console|None=None) -> Path:
     """Continue the interrupted run in folder `run` after its last finished epoch (`models/resume.pth`), in the same
     folder, as if it had never stopped: with a fixed seed on the same machine, the same history and metrics."""
     run, console = Path(run), console or Console()
-    if is_distributed(): raise UserError("--resume continues a run in one process; start it without torchrun/accelerate")
+    if is_distributed():
+        raise UserError("--resume continues a run in one process; start it without torchrun/accelerate")
     recipe = read_run_recipe(run)
-    if (run/'metrics.json').is_file(): raise UserError(f"{run}: finished already (metrics.json exists); nothing to resume")
+    if (run/'metrics.json').is_file():
+        raise UserError(f"{run}: finished already (metrics.json exists); nothing to resume")
     if not (run/'models'/RESUME).is_file():
-        raise UserError(f"{run}: no models/{RESUME}: the run stopped before its first epoch ended (or trained with train.resumable=false); "
+        raise UserError(f"{run}: no models/{RESUME}: the run stopped before its first epoch ended "
+                        "(or trained with train.resumable=false); "
                         f"start it again: eac-fastai train {run/'recipe.yaml'}")
     state = load_torch_file(run/'models'/RESUME)
     if state.get('n_epoch') != recipe.train.epochs:
-        raise UserError(f"{run/'models'/RESUME}: written for {state.get('n_epoch')} epochs but recipe.yaml says {recipe.train.epochs}; "
+        raise UserError(f"{run/'models'/RESUME}: written for {state.get('n_epoch')} epochs "
+                        f"but recipe.yaml says {recipe.train.epochs}; "
                         "the recipe was edited after the run started: restore it or start a new run")
     if recipe.seed is not None: set_seed(recipe.seed, reproducible=True)
-    recipe = recipe.model_copy(update=dict(model=recipe.model.model_copy(update=dict(weights=None))))   # the checkpoint has the weights
+    # the checkpoint has the weights
+    recipe = recipe.model_copy(update=dict(model=recipe.model.model_copy(update=dict(weights=None))))
     learn = recipe_learner(recipe, recipe_dataloaders(recipe, settings), settings, path=run)
     restore_training_state(learn, state, run/'models'/RESUME)
     history = run/'history.csv'
-    if history.is_file():                              # rows of the epoch the kill interrupted after its row was written
+    # rows of the epoch the kill interrupted after its row was written
+    if history.is_file():
         h = pd.read_csv(history)
         write_atomic(history, h[h.epoch <= state['epoch']].to_csv(index=False))
     console.print(f"[bold]resuming[/] {run} after epoch {state['epoch']} of {recipe.train.epochs}", soft_wrap=True)
-    with starting_at(learn, state): return _fit_and_finish(recipe, run, learn, state['lr'], console, best=state['best'], resumed=True)
+    with starting_at(learn, state):
+        return _fit_and_finish(recipe, run, learn, state['lr'], console, best=state['best'], resumed=True)
 
 def lr_find_recipe(recipe:Recipe, out=None, stem:str='lr-find', settings:Settings|None=None) -> tuple[Path, float]:
     "Run only the recipe's lr_find into a new run directory; returns it and the chosen learning rate."

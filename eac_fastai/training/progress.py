@@ -8,7 +8,8 @@ __all__ = ['RichProgressCallback']
 
 class RichProgressCallback(Callback):
     """Print each epoch's record (`recorder.log`) as a rich table row, with a progress bar within epochs of at least
-    `min_batches` batches. Use it inside `learn.no_bar()` and `learn.no_logging()`, which silence fastprogress and print."""
+    `min_batches` batches. Use it inside `learn.no_bar()` and `learn.no_logging()`, which silence fastprogress and
+    print."""
     order = 60                                         # after Recorder (50) has completed the epoch's log
     def __init__(self, console:Console|None=None, min_batches:int=30): store_attr()
 
@@ -23,10 +24,12 @@ class RichProgressCallback(Callback):
         self._print(names, style='bold')
 
     def _print(self, cells, style=None):
-        self.console.print('  '.join(str(c).rjust(w) for c, w in zip(cells, self.widths)), style=style, highlight=False, soft_wrap=True)
+        self.console.print('  '.join(str(c).rjust(w) for c, w in zip(cells, self.widths)), style=style, highlight=False,
+                           soft_wrap=True)
 
     def after_epoch(self):
-        if self._active: self._print(f'{v:.4f}' if isinstance(v, float) else '-' if v is None else v for v in self.recorder.log)
+        if self._active:
+            self._print(f'{v:.4f}' if isinstance(v, float) else '-' if v is None else v for v in self.recorder.log)
 
     def _start_bar(self, what:str):
         if not self._active or len(self.dl) < self.min_batches: return

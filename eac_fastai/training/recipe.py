@@ -20,12 +20,14 @@ class RecipeError(UserError): "A recipe file or override that does not validate.
 def _set(cfg:dict, key:str, value, source, what) -> dict:
     "Set the dotted `key` of a nested dict (`value` is `_DELETE` to remove it); `what` names the setting in errors."
     *parents, leaf = key.split('.')
-    if not key or any(not p for p in key.split('.')): raise RecipeError(f"{source}: {what} is not of the form key.sub=value or ~key.sub")
+    if not key or any(not p for p in key.split('.')):
+        raise RecipeError(f"{source}: {what} is not of the form key.sub=value or ~key.sub")
     node = cfg
     for i, p in enumerate(parents):
         child = node.get(p)
         if child is None: child = node[p] = {}
-        elif not isinstance(child, dict): raise RecipeError(f"{source}: {what}: {'.'.join(parents[:i+1])} is a value, not a section")
+        elif not isinstance(child, dict):
+            raise RecipeError(f"{source}: {what}: {'.'.join(parents[:i+1])} is a value, not a section")
         node = child
     if value is _DELETE: node.pop(leaf, None)
     else: node[leaf] = value
@@ -38,7 +40,8 @@ def apply_overrides(cfg:dict, overrides, source='overrides') -> dict:
     for o in overrides or []:
         key, eq, raw = o.partition('=')
         delete = key.startswith('~') and not eq
-        if not (eq or delete): raise RecipeError(f"{source}: override {o!r} is not of the form key.sub=value or ~key.sub")
+        if not (eq or delete):
+            raise RecipeError(f"{source}: override {o!r} is not of the form key.sub=value or ~key.sub")
         if delete: value = _DELETE
         else:
             try: value = yaml.safe_load(raw) if raw.strip() else None
@@ -55,7 +58,8 @@ def _merge(into:dict, new:dict) -> dict:
 
 def _read_yaml(path:Path) -> dict:
     "The mapping in the YAML file at `path`, or a `RecipeError` naming the file (and line) and the problem."
-    if not path.is_file(): raise RecipeError(f"{path}: recipe file not found" + (" (it is a folder)" if path.is_dir() else ""))
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found" + (" (it is a folder)" if path.is_dir() else ""))
     try: text = path.read_text(encoding='utf-8')
     except (OSError, UnicodeDecodeError) as e: raise RecipeError(f"{path}: cannot read the recipe ({e})") from None
     try: cfg = yaml.safe_load(text) or {}
@@ -65,7 +69,9 @@ def _read_yaml(path:Path) -> dict:
         what = getattr(e, 'problem', None) or str(e).splitlines()[0]
         hint = '; indent with spaces, not tabs' if '\t' in text else ''
         raise RecipeError(f"{path}{where}: not valid YAML: {what}{hint}") from None
-    if not isinstance(cfg, dict): raise RecipeError(f"{path}: a recipe is a mapping of sections (method, data, model, ...), got {type(cfg).__name__}")
+    if not isinstance(cfg, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of sections (method, data, model, ...), "
+                          f"got {type(cfg).__name__}")
     return cfg
 
 def _with_bases(cfg:dict, folder:Path, source, chain=()) -> dict:
@@ -77,7 +83,8 @@ def _with_bases(cfg:dict, folder:Path, source, chain=()) -> dict:
     out = {}
     for b in bases:
         path = (folder/b).resolve()
-        if path in chain: raise RecipeError(f"{source}: base {b} includes itself ({' → '.join(str(c) for c in (*chain, path))})")
+        if path in chain:
+            raise RecipeError(f"{source}: base {b} includes itself ({' → '.join(str(c) for c in (*chain, path))})")
         _merge(out, _with_bases(_read_yaml(path), path.parent, path, (*chain, path)))
     return _merge(out, cfg)
 
@@ -100,8 +107,10 @@ def _cells(path:Path, cfg:dict) -> dict[str, dict]:
     for axis, values in axes.items():
         for value, keys in values.items():
             where = f"{path}: matrix.{axis}.{value}"
-            if keys is not None and not isinstance(keys, dict): raise RecipeError(f"{where}: must be a mapping of recipe keys (key.sub: value), got {keys!r}")
-            if '-' in str(value): raise RecipeError(f"{where}: axis values name cells joined by '-', so they cannot contain one")
+            if keys is not None and not isinstance(keys, dict):
+                raise RecipeError(f"{where}: must be a mapping of recipe keys (key.sub: value), got {keys!r}")
+            if '-' in str(value):
+                raise RecipeError(f"{where}: axis values name cells joined by '-', so they cannot contain one")
     cells = {}
     for combo in itertools.product(*(list(v.items()) for v in axes.values())):
         tags = {axis: str(value) for axis, (value, _) in zip(axes, combo)}
@@ -114,7 +123,8 @@ def _cells(path:Path, cfg:dict) -> dict[str, dict]:
                 if isinstance(v, str):
                     try: v = v.format(**tags)
                     except (KeyError, IndexError, ValueError) as e:
-                        raise RecipeError(f"{path}: matrix.{axis}.{value}.{k}: {v!r} names {{{e}}}, which is not an axis "
+                        raise RecipeError(f"{path}: matrix.{axis}.{value}.{k}: {v!r} names {{{e}}}, "
+                                          "which is not an axis "
                                           f"({', '.join(axes)}); write a literal brace as {{{{ or }}}}") from None
                 _set(cell, k, v, path, f"matrix.{axis}.{value}.{k}")
         cell['tags'] = {**(cell.get('tags') or {}), **tags}
@@ -127,7 +137,8 @@ def recipe_configs(ref, overrides=()) -> dict[str, dict]:
     path, pattern = _split_ref(ref)
     cfg = _with_bases(_read_yaml(path), path.parent, path, (path.resolve(),))
     if 'matrix' not in cfg:
-        if pattern is not None: raise RecipeError(f"{path}: is not a matrix (no `matrix:` key), so it has no cell {pattern!r}")
+        if pattern is not None:
+            raise RecipeError(f"{path}: is not a matrix (no `matrix:` key), so it has no cell {pattern!r}")
         return {str(ref): apply_overrides(cfg, overrides, source=ref)}
     every = _cells(path, cfg)
     cells = {n: c for n, c in every.items() if pattern is None or fnmatch.fnmatchcase(n, pattern)}
@@ -136,7 +147,8 @@ def recipe_configs(ref, overrides=()) -> dict[str, dict]:
     return {f"{path}#{n}": apply_overrides(c, overrides, source=f"{path}#{n}") for n, c in cells.items()}
 
 def recipe_cells(ref) -> list[str]:
-    "The references `ref` names: itself for a recipe or a matrix cell, the matching cells for `FILE` or `FILE#glob` of a matrix."
+    """The references `ref` names: itself for a recipe or a matrix cell, the matching cells for `FILE` or `FILE#glob` of
+    a matrix."""
     return list(recipe_configs(ref))
 
 def _validate(cfg:dict, ref) -> Recipe:
@@ -161,16 +173,19 @@ def _format_errors(e:ValidationError, source) -> str:
         loc = '.'.join(str(p) for p in err['loc'] if str(p) not in _TYPE_TAGS and '[' not in str(p)) or '(top level)'
         msg = 'unknown key' if err['type'] == 'extra_forbidden' else err['msg'].removeprefix('Value error, ')
         got = err.get('input')
-        suffix = f" (got {got!r})" if err['type'] not in ('extra_forbidden', 'missing') and not isinstance(got, dict) else ''
+        suffix = (f" (got {got!r})" if err['type'] not in ('extra_forbidden', 'missing') and not isinstance(got, dict)
+                  else '')
         msgs, _ = problems.setdefault(loc, ([], suffix))
         if msg not in msgs: msgs.append(msg)
     lines = [f"  {loc}: {' or '.join(msgs)}{suffix}" for loc, (msgs, suffix) in problems.items()]
     return f"{source}: {len(lines)} problem(s):\n" + '\n'.join(lines)
 
 def load_recipe(ref, overrides=()) -> Recipe:
-    "Read recipe `ref` (a YAML file, or `FILE#cell` of a matrix), apply `overrides`, validate; `RecipeError` lists every problem."
+    """Read recipe `ref` (a YAML file, or `FILE#cell` of a matrix), apply `overrides`, validate; `RecipeError` lists
+    every problem."""
     path, cell = _split_ref(ref)
-    if cell is not None and any(c in cell for c in "*?["): raise RecipeError(f"{path}: {cell!r} is a pattern; name one cell")
+    if cell is not None and any(c in cell for c in "*?["):
+        raise RecipeError(f"{path}: {cell!r} is a pattern; name one cell")
     configs = recipe_configs(ref, overrides)
     if len(configs) > 1 or (cell is None and next(iter(configs)) != str(ref)):     # a matrix named without its cell
         raise RecipeError(f"{path}: is a matrix of {len(configs)} recipes; name one as {next(iter(configs))} "

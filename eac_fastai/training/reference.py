@@ -26,26 +26,33 @@ def _reference_rows(model, prefix=''):
     for name, f in model.model_fields.items():
         key, sec = prefix + name, _section(f.annotation)
         if sec is not None:
-            default = 'required' if f.is_required() else 'null' if f.default is None and f.default_factory is None else ''
+            default = ('required' if f.is_required() else
+                       'null' if f.default is None and f.default_factory is None else '')
             yield f"| **`{key}`** | {default} | {f.description or ''} |"
             yield from _reference_rows(sec, key + '.')
             continue
-        default = 'required' if f.is_required() else _yaml_value(f.default_factory() if f.default_factory else f.default)
-        choices = [a for t in (f.annotation, *typing.get_args(f.annotation)) if typing.get_origin(t) is Literal for a in typing.get_args(t)]
-        meaning = (f.description or '') + (f" (one of: {', '.join(f'`{c}`' for c in choices)})" if choices and len(choices) > 1 else '')
+        default = ('required' if f.is_required() else
+                   _yaml_value(f.default_factory() if f.default_factory else f.default))
+        choices = [a for t in (f.annotation, *typing.get_args(f.annotation)) if typing.get_origin(t) is Literal
+                   for a in typing.get_args(t)]
+        meaning = (f.description or '') + (f" (one of: {', '.join(f'`{c}`' for c in choices)})"
+                                           if choices and len(choices) > 1 else '')
         yield f"| `{key}` | `{default}` | {meaning} |"
 
 def recipe_reference() -> str:
-    "Every recipe key with its default and meaning, as a Markdown table generated from the schema (README's recipe reference)."
+    """Every recipe key with its default and meaning, as a Markdown table generated from the schema (README's recipe
+    reference)."""
     return '\n'.join(['| key | default | meaning |', '|---|---|---|', *_reference_rows(Recipe)])
 
-REFERENCE_MARKERS = ('<!-- recipe reference: generated from the schema by `python -m eac_fastai.training.reference README.md`; tested -->',
+REFERENCE_MARKERS = ('<!-- recipe reference: generated from the schema by '
+                     '`python -m eac_fastai.training.reference README.md`; tested -->',
                      '<!-- end of the recipe reference -->')
 
 def with_reference(text:str) -> str:
     "`text` (README) with the part between `REFERENCE_MARKERS` replaced by `recipe_reference()`."
     start, end = REFERENCE_MARKERS
-    if start not in text or end not in text: raise ValueError(f"the text has no recipe-reference markers ({start} … {end})")
+    if start not in text or end not in text:
+        raise ValueError(f"the text has no recipe-reference markers ({start} … {end})")
     head, _, rest = text.partition(start + '\n')
     _, _, tail = rest.partition(end)
     return head + start + '\n' + recipe_reference() + '\n' + end + tail

@@ -7,6 +7,8 @@ import numpy as np, pandas as pd, torch
 from ..errors import UserError
 from ..files import check_output_dir, write_atomic
 from ..settings import Settings
+from .build import recipe_dataloaders, recipe_learner
+from .recipe import load_recipe
 from .schema import Recipe
 
 __all__ = ['new_run_dir', 'environment', 'summarize_history', 'save_predictions', 'CHECKPOINTS', 'read_run_recipe',
@@ -31,7 +33,8 @@ def environment(device=None) -> dict:
     "Versions, machine and device facts worth keeping beside a result."
     import fastai, torchvision, eac_fastai
     return dict(eac_fastai=eac_fastai.__version__, python=sys.version.split()[0], torch=torch.__version__,
-                torchvision=torchvision.__version__, fastai=fastai.__version__, numpy=np.__version__, pandas=pd.__version__,
+                torchvision=torchvision.__version__, fastai=fastai.__version__, numpy=np.__version__,
+                pandas=pd.__version__,
                 platform=platform.platform(), cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(),
                 device=str(device), cuda=torch.version.cuda,
                 gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None,
@@ -68,32 +71,36 @@ CHECKPOINTS = ('last', 'best')
 
 def read_run_recipe(run) -> Recipe:
     "The resolved recipe of run directory `run`; a `UserError` when `run` is not one."
-    from .recipe import load_recipe             # lazily: recipes build learners, which this module serves
     run = Path(run)
     if not (run/'recipe.yaml').is_file():
         raise UserError(f"{run}: not a run directory (no recipe.yaml); give a folder written by eac-fastai train")
     return load_recipe(run/'recipe.yaml')
 
 def read_run_classes(run) -> list[str]:
-    "The class order of run `run`'s model: `classes` in its metrics.json, else the `prob_<class>` columns of its predictions."
+    """The class order of run `run`'s model: `classes` in its metrics.json, else the `prob_<class>` columns of its
+    predictions."""
     run = Path(run)
     if (m := run/'metrics.json').is_file() and (classes := json.loads(m.read_text()).get('classes')): return classes
     for p in sorted(run.glob('preds_*.csv')):
-        if cols := [c.removeprefix('prob_') for c in pd.read_csv(p, nrows=0).columns if c.startswith('prob_')]: return cols
+        if cols := [c.removeprefix('prob_') for c in pd.read_csv(p, nrows=0).columns if c.startswith('prob_')]:
+            return cols
     raise UserError(f"{run}: no metrics.json or preds_*.csv to read the class order from; the run did not finish")
 
 def load_run(run, checkpoint:str='last', dls=None, settings:Settings|None=None) -> tuple[Recipe, object]:
-    """The recipe and learner of a finished run: the model of `models/<checkpoint>.pth` on `dls` (default: the recipe's data,
-    which must still be where the recipe says), in fp32 on the CPU or the GPU, without loading pretrained weights again."""
+    """The recipe and learner of a finished run: the model of `models/<checkpoint>.pth` on `dls` (default: the
+    recipe's data, which must still be where the recipe says), in fp32 on the CPU or the GPU, without loading
+    pretrained weights again."""
     run = Path(run)
     recipe = read_run_recipe(run)
     if checkpoint not in CHECKPOINTS: raise UserError(f"checkpoint {checkpoint!r}: choose {' or '.join(CHECKPOINTS)}")
-    if not (run/'models'/f'{checkpoint}.pth').is_file(): raise UserError(f"{run}: no models/{checkpoint}.pth; the run did not finish an epoch")
+    if not (run/'models'/f'{checkpoint}.pth').is_file():
+        raise UserError(f"{run}: no models/{checkpoint}.pth; the run did not finish an epoch")
     recipe = recipe.model_copy(update=dict(model=recipe.model.model_copy(update=dict(weights=None)),
                                            train=recipe.train.model_copy(update=dict(precision='fp32', device='auto'))))
-    from .build import recipe_dataloaders, recipe_learner
     dls = dls or recipe_dataloaders(recipe, settings)
     learn = recipe_learner(recipe, dls, settings, path=run)
     try: learn.load(checkpoint, with_opt=False)
-    except RuntimeError as e: raise UserError(f"{run/'models'/(checkpoint+'.pth')}: does not fit the recipe's model ({str(e).splitlines()[0]})") from None
+    except RuntimeError as e:
+        raise UserError(f"{run/'models'/(checkpoint+'.pth')}: does not fit the recipe's model "
+                        f"({str(e).splitlines()[0]})") from None
     return recipe, learn

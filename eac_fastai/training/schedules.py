@@ -1,4 +1,5 @@
-"Learning-rate schedules: the paper's per-epoch exponential decay, torch's per-epoch cosine annealing, and fastai's one-cycle and flat-cos."
+("Learning-rate schedules: the paper's per-epoch exponential decay, torch's per-epoch cosine annealing, and fastai's "
+ "one-cycle and flat-cos.")
 import math
 from fastai.callback.schedule import ParamScheduler
 

@@ -32,9 +32,12 @@ class Data(Section):
     bs: int = Field(32, ge=1, description="batch size (per process when training in several)")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes decoding images")
     drop_last: bool = Field(False, description="drop the last incomplete training batch")
-    sampler: Literal['shuffle', 'balanced'] = Field('shuffle', description="balanced: draw training images with probability ∝ 1/class count, with replacement (AffectNet)")
-    cache: bool = Field(False, description="decode every image once and keep it in memory (N×3×img_size² bytes): the same batches, faster epochs")
-    mean: tuple[float, float, float] = Field((0.485, 0.456, 0.406), description="Normalize mean per channel (ImageNet's)")
+    sampler: Literal['shuffle', 'balanced'] = Field('shuffle', description="balanced: draw training images with "
+                                                    "probability ∝ 1/class count, with replacement (AffectNet)")
+    cache: bool = Field(False, description="decode every image once and keep it in memory (N×3×img_size² bytes): "
+                        "the same batches, faster epochs")
+    mean: tuple[float, float, float] = Field((0.485, 0.456, 0.406),
+                                             description="Normalize mean per channel (ImageNet's)")
     std: tuple[float, float, float] = Field((0.229, 0.224, 0.225), description="Normalize std per channel (ImageNet's)")
 
     @model_validator(mode='after')
@@ -44,11 +47,14 @@ class Data(Section):
 
 class Model(Section):
     arch: Literal[tuple(ARCHS)] = Field('resnet18', description="backbone (README: Backbones and pretrained weights)")
-    weights: str|None = Field(None, description="local pretrained backbone (relative: under settings.ini's weights dir); null: from scratch")
+    weights: str|None = Field(None, description="local pretrained backbone "
+                              "(relative: under settings.ini's weights dir); null: from scratch")
 
 class Augment(Section):
-    erase: Erasing|None = Field(default_factory=Erasing, description="per-image random erasing after Normalize (null: off); not given: off for method ac, which erases nothing")
-    basic: BasicAug|None = Field(default_factory=BasicAug, description="the official 'basic aug': with probability p one of ops (null: off)")
+    erase: Erasing|None = Field(default_factory=Erasing, description="per-image random erasing after Normalize "
+                                "(null: off); not given: off for method ac, which erases nothing")
+    basic: BasicAug|None = Field(default_factory=BasicAug, description="the official 'basic aug': with probability p "
+                                 "one of ops (null: off)")
     crop: Crop|None = Field(None, description="CIFAR-style padded random crop (null: off)")
     flip: Flip|None = Field(None, description="horizontal flip drawn apart from the basic aug, before it (null: off); "
                             "the supplementary's fair baseline and SCN: p 0.5; not for eac and ac, which mirror the "
@@ -58,7 +64,8 @@ class LRFind(Section):
     start_lr: float = Field(1e-7, gt=0, description="first learning rate tried")
     end_lr: float = Field(10., gt=0, description="last learning rate tried")
     num_it: int = Field(100, ge=20, description="steps of the range test")
-    suggestion: Literal['valley', 'slide', 'minimum', 'steep'] = Field('valley', description="fastai suggestion used by train.lr: find")
+    suggestion: Literal['valley', 'slide', 'minimum', 'steep'] = Field(
+        'valley', description="fastai suggestion used by train.lr: find")
 
 class EvalSubset(Section):
     n: int = Field(2000, ge=1, description="evaluation images scored in the earlier epochs: a fixed subset, the same "
@@ -70,22 +77,34 @@ class EvalSubset(Section):
 
 class Train(Section):
     epochs: int = Field(60, ge=1, description="training epochs; the evaluation split is scored after each")
-    lr: float|Literal['find'] = Field(2e-4, description="peak/initial learning rate, or 'find' to use lr_find's suggestion")
-    opt: Literal['adam', 'sgd', 'fastai_adam', 'fastai_sgd'] = Field('adam', description="adam: torch.optim.Adam with coupled L2 decay (the paper's); sgd: torch, momentum 0.9; fastai_adam, fastai_sgd")
+    lr: float|Literal['find'] = Field(2e-4, description="peak/initial learning rate, "
+                                      "or 'find' to use lr_find's suggestion")
+    opt: Literal['adam', 'sgd', 'fastai_adam', 'fastai_sgd'] = Field(
+        'adam', description="adam: torch.optim.Adam with coupled L2 decay (the paper's); sgd: torch, momentum 0.9; "
+        "fastai_adam, fastai_sgd")
     wd: float = Field(1e-4, ge=0, description="weight decay")
-    wd_bn_bias: bool = Field(True, description="decay BatchNorm weights and biases too (false only with the fastai optimizers)")
-    schedule: Literal['exp', 'cosine', 'constant', 'one_cycle', 'flat_cos'] = Field('exp', description="exp: ×gamma per epoch (the paper's); cosine: torch's CosineAnnealingLR per epoch; constant; fastai's one_cycle or flat_cos")
+    wd_bn_bias: bool = Field(True, description="decay BatchNorm weights and biases too "
+                             "(false only with the fastai optimizers)")
+    schedule: Literal['exp', 'cosine', 'constant', 'one_cycle', 'flat_cos'] = Field(
+        'exp', description="exp: ×gamma per epoch (the paper's); cosine: torch's CosineAnnealingLR per epoch; "
+        "constant; fastai's one_cycle or flat_cos")
     gamma: float = Field(0.9, gt=0, le=1, description="per-epoch decay of the exp schedule")
-    pct_start: float|None = Field(None, gt=0, lt=1, description="warm-up share (one_cycle, default 0.25) or flat share (flat_cos, default 0.75)")
-    precision: Literal['fp32', 'fp16', 'bf16'] = Field('fp32', description="fp16 or bf16: fastai's mixed precision (CUDA only)")
+    pct_start: float|None = Field(None, gt=0, lt=1, description="warm-up share (one_cycle, default 0.25) or flat share "
+                                  "(flat_cos, default 0.75)")
+    precision: Literal['fp32', 'fp16', 'bf16'] = Field('fp32', description="fp16 or bf16: fastai's mixed precision "
+                                                       "(CUDA only)")
     device: Literal['auto', 'cpu', 'cuda'] = Field('auto', description="auto: the GPU when there is one")
-    channels_last: bool = Field(False, description="model in channels-last memory format (fastai's ChannelsLast): faster convolutions on many CPUs and GPUs")
-    resumable: bool = Field(True, description="write models/resume.pth (weights, optimizer, generators, method state) every epoch for `eac-fastai train --resume`")
-    memorisation: bool = Field(True, description="log flipped_as_given / flipped_as_clean each epoch (training images whose label differs from clean_label)")
+    channels_last: bool = Field(False, description="model in channels-last memory format (fastai's ChannelsLast): "
+                                "faster convolutions on many CPUs and GPUs")
+    resumable: bool = Field(True, description="write models/resume.pth (weights, optimizer, generators, method state) "
+                            "every epoch for `eac-fastai train --resume`")
+    memorisation: bool = Field(True, description="log flipped_as_given / flipped_as_clean each epoch (training images "
+                               "whose label differs from clean_label)")
     eval_subset: EvalSubset|None = Field(None, description="score the evaluation split on a fixed subset except in the "
                                          "last epochs (cheaper epochs, training unchanged; history's eval_images says "
                                          "which); null: the whole split every epoch")
-    lr_find: LRFind = Field(default_factory=LRFind, description="fastai's learning-rate range test (train.lr: find, eac-fastai lr-find)")
+    lr_find: LRFind = Field(default_factory=LRFind, description="fastai's learning-rate range test "
+                            "(train.lr: find, eac-fastai lr-find)")
 
     @field_validator('lr')
     @classmethod
@@ -102,8 +121,8 @@ class Train(Section):
 class _MethodChecks(Section):
     @model_validator(mode='after')
     def _method_defaults(self):
-        """The method's official augmentation where the recipe leaves it out (its basic ops; none of its erasing when its
-        callback erases nothing by default), and the method's own checks."""
+        """The method's official augmentation where the recipe leaves it out (its basic ops; none of its erasing when
+        its callback erases nothing by default), and the method's own checks."""
         cls, aug = METHODS[self.method], self.augment
         if 'erase' not in aug.model_fields_set and inspect.signature(cls).parameters['erase'].default is None:
             aug.erase = None
@@ -122,7 +141,8 @@ def _method_sections() -> dict:
 Recipe = create_model(
     'Recipe', __base__=_MethodChecks, __module__=__name__, __doc__="A whole training recipe.",
     method=(Literal[tuple(METHODS)], Field('eac', description="baseline (CE with the same augmentation) or a method "
-                                           "with its section below: " + ', '.join(m for m in METHODS if m != 'baseline'))),
+                                           "with its section below: "
+                                           + ', '.join(m for m in METHODS if m != 'baseline'))),
     seed=(int|None, Field(0, description="seed of everything random (null: unseeded)")),
     tags=(dict[str, str], Field(default_factory=dict, description="labels kept with the run (a matrix cell's axis "
                                 "values); `eac-fastai table` groups by them")),

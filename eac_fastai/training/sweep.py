@@ -18,7 +18,9 @@ def parse_grid(args) -> tuple[list[str], dict[str, list]]:
         key, eq, raw = a.partition('=')
         if not eq: fixed.append(a); continue
         try: values = yaml.safe_load(f'[{raw}]')
-        except yaml.YAMLError as e: raise RecipeError(f"sweep argument {a!r}: cannot read the values as a YAML list ({str(e).splitlines()[0]})") from None
+        except yaml.YAMLError as e:
+            raise RecipeError(f"sweep argument {a!r}: cannot read the values as a YAML list "
+                              f"({str(e).splitlines()[0]})") from None
         if not values: raise RecipeError(f"sweep argument {a!r}: no value after =")
         if len(values) == 1: fixed.append(a)
         else: grid[key] = values
@@ -31,7 +33,8 @@ def sweep_plan(ref, args) -> list[dict]:
     for combo in itertools.product(*grid.values()):
         values = dict(zip(grid, combo))
         overrides = fixed + [f'{k}={json.dumps(v)}' for k, v in values.items()]
-        try: plan += [dict(cell=cell, overrides=overrides, values=values, recipe=r) for cell, r in load_recipes(ref, overrides).items()]
+        try: plan += [dict(cell=cell, overrides=overrides, values=values, recipe=r)
+                      for cell, r in load_recipes(ref, overrides).items()]
         except RecipeError as e: problems.append(str(e))
     if problems: raise RecipeError('\n'.join(dict.fromkeys(problems)))
     order = {c: i for i, c in enumerate(recipe_cells(ref))}
@@ -45,18 +48,23 @@ def swept_keys(sweep) -> list[str]:
     return [c for c in sweep.columns if c not in ('cell', 'run', *SUMMARY)]
 
 def run_sweep(ref, args, out, train, console=None) -> Path:
-    "Train every run of `sweep_plan(ref, args)` with `train(recipe, out, stem)` under a new folder in `out`; returns its `sweep.csv`."
+    """Train every run of `sweep_plan(ref, args)` with `train(recipe, out, stem)` under a new folder in `out`; returns
+    its `sweep.csv`."""
     import pandas as pd
     plan = sweep_plan(ref, args)
     folder = check_output_dir(out)/f"{ref_stem(ref)}-sweep-{datetime.now():%Y%m%d-%H%M%S}"
     folder.mkdir(parents=True, exist_ok=False)
     rows = []
     for i, p in enumerate(plan, 1):
-        if console: console.print(f"[bold]run {i}/{len(plan)}[/] {p['cell']} {' '.join(p['overrides'])}", highlight=False)
+        if console:
+            console.print(f"[bold]run {i}/{len(plan)}[/] {p['cell']} {' '.join(p['overrides'])}", highlight=False)
         tags = {**p['recipe'].tags, **{k: v if isinstance(v, str) else json.dumps(v) for k, v in p['values'].items()}}
-        run = train(p['recipe'].model_copy(update=dict(tags=tags)), folder, ref_stem(p['cell']))   # the values travel with the run
+        # the values travel with the run
+        run = train(p['recipe'].model_copy(update=dict(tags=tags)), folder, ref_stem(p['cell']))
         m = json.loads((run/'metrics.json').read_text())
-        rows.append(dict(cell=p['cell'], **{k: json.dumps(v) if isinstance(v, list) else v for k, v in p['values'].items()},
+        rows.append(dict(cell=p['cell'],
+                         **{k: json.dumps(v) if isinstance(v, list) else v for k, v in p['values'].items()},
                          run=str(run), **{k: m[k] for k in SUMMARY if k in m}))
-        write_atomic(folder/'sweep.csv', pd.DataFrame(rows).to_csv(index=False))   # after every run: partial results survive
+        # after every run: partial results survive
+        write_atomic(folder/'sweep.csv', pd.DataFrame(rows).to_csv(index=False))
     return folder/'sweep.csv'

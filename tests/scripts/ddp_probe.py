@@ -1,4 +1,5 @@
-"""Run by tests/test_distributed.py under torchrun: one process of a 2-process fit through `eac_fastai.training.distributed`.
+"""Run by tests/test_distributed.py under torchrun: one process of a 2-process fit through
+`eac_fastai.training.distributed`.
 
 Writes `OUT/rank<R>.json`: the training steps this process took, the training images it drew, and a fingerprint of
 its parameters before and after the fit."""
@@ -17,7 +18,8 @@ class Probe(Callback):
     def before_fit(self): self.steps, self.seen, self.world = 0, [], torch.distributed.get_world_size()
     def after_step(self): self.steps += 1
     def before_batch(self):
-        if self.training: self.seen += [int(i) for i in self.dl._DataLoader__idxs[self.iter*self.dl.bs:][:len(self.y)]]   # this rank's share
+        # this rank's share
+        if self.training: self.seen += [int(i) for i in self.dl._DataLoader__idxs[self.iter*self.dl.bs:][:len(self.y)]]
 
 def fingerprint(model) -> list[float]: return [float(p.detach().double().sum()) for p in model.parameters()]
 
@@ -25,5 +27,5 @@ recipe, out = load_recipe(sys.argv[1]), Path(sys.argv[2])
 learn = recipe_learner(recipe, recipe_dataloaders(recipe))
 before, probe = fingerprint(learn.model), Probe()
 with learn.no_bar(), learn.no_logging(), distributed(learn): learn.fit(recipe.train.epochs, 1e-3, cbs=[probe])
-(out/f'rank{rank_distrib()}.json').write_text(json.dumps(dict(steps=probe.steps, seen=probe.seen, before=before, after=fingerprint(learn.model),
-                                                               world=probe.world)))
+(out/f'rank{rank_distrib()}.json').write_text(json.dumps(dict(steps=probe.steps, seen=probe.seen, before=before,
+                                                              after=fingerprint(learn.model), world=probe.world)))
