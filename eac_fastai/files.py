@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 from .errors import UserError
 
-__all__ = ['check_output_dir', 'atomic_path', 'write_atomic', 'save_atomic']
+__all__ = ['check_output_dir', 'check_new_file', 'atomic_path', 'write_atomic', 'save_atomic']
 
 def check_output_dir(path, what:str='output folder') -> Path:
     "`path` if it is, or can be created as, a writable folder; else a `UserError` saying why (checked before any work)."
@@ -13,6 +13,15 @@ def check_output_dir(path, what:str='output folder') -> Path:
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir(): raise UserError(f"{what} {path}: {existing} is a file, not a folder; choose another path")
     if not os.access(existing, os.W_OK | os.X_OK): raise UserError(f"{what} {path}: {existing} is not writable")
+    return path
+
+def check_new_file(path, overwrite:bool=False) -> Path:
+    "`path` as a `Path` if a file may be written there: not a folder, new (or `overwrite`), its folder writable."
+    path = Path(path)
+    if path.is_dir(): raise UserError(f"{path}: is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise UserError(f"{path}: already exists; choose another output or pass --overwrite")
+    check_output_dir(path.parent)
     return path
 
 @contextmanager

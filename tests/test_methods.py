@@ -7,6 +7,7 @@ from fastai.learner import load_learner
 from eac_fastai.data.augment import BasicAug
 from eac_fastai.methods.cam import class_activation_maps, linear_head
 from eac_fastai.methods import METHODS
+from eac_fastai.training.schema import Recipe
 from eac_fastai.models.learner import eac_learner
 from eac_fastai.methods.rul import RULHead, add_up_loss, uncertainty_mix
 from eac_fastai.training.schedules import fit_with_schedule
@@ -235,3 +236,13 @@ def test_an_interrupted_fit_leaves_a_usable_learner(dls, method, tmp_path):
     assert load_learner(tmp_path/'m.pkl').predict(dls.valid_ds.items.path.iloc[0])[2].shape == (len(dls.vocab),)
     _fit(learn)                                                                      # and it trains again
     assert len(learn.metrics) == 1
+
+@pytest.mark.parametrize('method', list(METHODS))
+def test_each_method_has_one_home_for_its_settings(method):
+    "Defaults and checks come from the method's section; the recipe schema has that very section under its name."
+    cls = METHODS[method]
+    cb = cls()
+    assert all(getattr(cb, k) == v for k, v in cls.config())
+    with pytest.raises(ValueError, match='no_such_setting'): cls(no_such_setting=1)
+    if cls.config.model_fields: assert Recipe.model_fields[method].annotation is cls.config
+    else: assert method not in Recipe.model_fields

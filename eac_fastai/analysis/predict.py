@@ -3,9 +3,9 @@
 A run directory is rebuilt from its `recipe.yaml` and `models/<checkpoint>.pth` (loaded with `weights_only`: nothing in
 it can run code), on a DataBlock over the images given, so the training data need not be there. An `export.pkl`
 (`learn.export`, written by every run, without the training callbacks) is a pickle: `load_learner` runs code from it,
-so `inference_learner` loads one only with `trust_pickle=True` (`--trust-pickle`): for exports you made. Either way \
-an image is read as in training: RGB (grayscale, palette and RGBA images
-converted, 16-bit images scaled to 8 bits), squish-resized, normalised."""
+so `inference_learner` loads one only with `trust_pickle=True` (`--trust-pickle`): for exports you made. Either way
+an image is read as in training: RGB (grayscale, palette and RGBA images converted, 16-bit images scaled to 8 bits),
+squish-resized, normalised."""
 from pathlib import Path
 import pandas as pd, torch
 from fastai.learner import load_learner

@@ -15,7 +15,7 @@ from .figures import (ablation_figure, attention_figure, confusion_figure, curve
                       runs_curves_figure, tsne_figure)
 from .label_issues import issue_detection_scores, label_issues_frame
 from .memorisation import flipped_rows
-from ..files import write_atomic
+from ..files import check_new_file, write_atomic
 from ..training.sweep import swept_keys
 from ..training.runs import load_run
 
@@ -128,7 +128,7 @@ def write_report(path, out=None, overwrite:bool=False, checkpoint:str='last', **
     path = Path(path)
     if not path.is_dir(): raise UserError(f"{path}: no such run or sweep folder")
     out = Path(out) if out else path/'report.html'
-    if out.exists() and not overwrite: raise UserError(f"{out}: already exists; pass --overwrite or choose another -o")
+    check_new_file(out, overwrite)
     if (path/'sweep.csv').is_file(): page = sweep_report(path)
     elif (path/'recipe.yaml').is_file(): page = run_report(path, checkpoint, **kwargs)
     else: raise UserError(f"{path}: neither a run folder (recipe.yaml) nor a sweep folder (sweep.csv)")

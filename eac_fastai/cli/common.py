@@ -6,9 +6,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from ..errors import UserError
-from ..files import check_output_dir
 
-__all__ = ['user_errors', 'new_output']
+__all__ = ['user_errors']
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False, add_completion=False)
 console, err_console = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
@@ -23,13 +22,6 @@ def user_errors(f):
             err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
     return wrapper
-
-def new_output(path:Path, overwrite:bool) -> Path:
-    "`path` when it may be written: it does not exist (or `overwrite`) and its folder can be made; else a `UserError`."
-    if path.exists() and not overwrite:
-        raise UserError(f"{path}: already exists; pass --overwrite or choose another -o")
-    check_output_dir(path.parent)
-    return path
 
 def _version(value:bool):
     if value:

@@ -4,7 +4,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 import typer
 from ..errors import UserError
-from .common import OverwriteOpt, Overrides, RecipeArg, app, console, err_console, new_output, user_errors
+from ..files import check_new_file
+from .common import OverwriteOpt, Overrides, RecipeArg, app, console, err_console, user_errors
 
 @app.command('check-data')
 @user_errors
@@ -62,7 +63,7 @@ def make_noise(csv: Annotated[Path, typer.Argument(help="label CSV (image, label
     from ..data.noise import (add_label_noise, noise_matrix_from_csv, pairflip_noise_matrix, symmetric_noise_matrix,
                               actual_noise_rate)
     from ..files import write_atomic
-    new_output(output, overwrite)
+    check_new_file(output, overwrite)
     if classes and recipe: raise UserError("give the class order once: --classes or --recipe, not both")
     if kind == NoiseKind.matrix and matrix is None: raise UserError("--kind matrix needs --matrix FILE")
     order = classes.split(',') if classes else _recipe_classes(recipe) if recipe else None

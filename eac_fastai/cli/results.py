@@ -3,7 +3,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 import typer
 from ..errors import UserError
-from .common import CheckpointOpt, OverwriteOpt, app, console, new_output, user_errors
+from ..files import check_new_file
+from .common import CheckpointOpt, OverwriteOpt, app, console, user_errors
 
 @app.command()
 @user_errors
@@ -59,7 +60,7 @@ def label_issues(run: Annotated[Path, typer.Argument(help="a run folder (its dat
     from ..files import write_atomic
     from ..training.runs import load_run
     if by not in ISSUE_RULES: raise UserError(f"--by {by}: choose one of {', '.join(ISSUE_RULES)}")
-    output = new_output(output or run/'label_issues.csv', overwrite)
+    output = check_new_file(output or run/'label_issues.csv', overwrite)
     _, learn = load_run(run, checkpoint)
     out = training_outputs(learn)
     frame = label_issues_frame(out.items, out.labels, out.probs, list(learn.dls.vocab), out.clean, by)
@@ -85,7 +86,7 @@ def predict(source: Annotated[Path, typer.Argument(help="a run folder (its recip
     "Class probabilities for images: one row per image with the predicted class and prob_<class> columns."
     from ..analysis.predict import image_files, inference_learner, predict_images
     from ..files import write_atomic
-    if output is not None: new_output(output, overwrite)
+    if output is not None: check_new_file(output, overwrite)
     files = image_files(images)
     preds = predict_images(inference_learner(source, files, checkpoint, bs, trust_pickle), files, bs)
     if output is None: print(preds.to_csv(index=False), end='')

@@ -8,9 +8,8 @@ FERPlus and AffectNet labels are written with RAF-DB's class names; their class 
 `AFFECTNET_CLASSES` (= `RAFDB_CLASSES`, + `Contempt` with 8 classes). A CSV stores names only, so give that order
 as the recipe's `data.classes`; every converter also leaves it in `df.attrs['classes']`, and the count of rows it
 dropped on purpose, by reason, in `df.attrs['skipped']`. Converters that make images (FERPlus, AffectNet, CIFAR-100,
-Fashion-MNIST)
-fill a temporary folder next to the destination and rename it into place once everything is written; the others
-(RAF-DB, Tiny-ImageNet, ImageFolder) reference the images where they are."""
+Fashion-MNIST) fill a temporary folder next to the destination and rename it into place once everything is written;
+the others (RAF-DB, Tiny-ImageNet, ImageFolder) reference the images where they are."""
 from .classes import RAFDB_CLASSES, FERPLUS_CLASSES, FERPLUS_CLASSES8, AFFECTNET_CLASSES, AFFECTNET_CLASSES8
 from .staging import IMAGE_EXTS, conversion_summary
 from .rafdb import read_rafdb_labels, convert_rafdb

@@ -5,7 +5,8 @@ import pandas as pd
 from PIL import Image
 from ...errors import UserError
 from .classes import _fer_classes
-from .staging import _check_csv, _frame, _images_dir, _ints, _map, _publish, _read_csv, _staging
+from ...files import check_new_file
+from .staging import _frame, _images_dir, _ints, _map, _publish, _read_csv, _staging
 
 __all__ = ['AFFECTNET_INDEX', 'convert_affectnet']
 
@@ -39,7 +40,7 @@ def convert_affectnet(training_csv, validation_csv, images_root, out_csv, classe
     header) → test, as in the literature. Skipped, and counted in `df.attrs['skipped']`: expression 8-10 (none,
     uncertain, no face), contempt (7) with `classes=7`, non-positive face size, a box outside the image, a missing or
     unreadable image, a repeated row."""
-    names, out_csv = _fer_classes(classes), _check_csv(out_csv, overwrite)
+    names, out_csv = _fer_classes(classes), check_new_file(out_csv, overwrite)
     if ext.lower() not in ('.jpg', '.jpeg', '.png'): raise UserError(f"ext {ext!r}: use .jpg or .png")
     if size is not None and size < 1:
         raise UserError(f"size={size}: give a positive size in pixels, or none to keep the crop size")

@@ -5,7 +5,8 @@ import numpy as np, pandas as pd
 from PIL import Image
 from ...errors import UserError
 from ...safe_pickle import safe_load
-from .staging import _check_csv, _first, _frame, _images_dir, _map, _publish, _staging
+from ...files import check_new_file
+from .staging import _first, _frame, _images_dir, _map, _publish, _staging
 
 __all__ = ['convert_cifar100']
 
@@ -26,7 +27,7 @@ def convert_cifar100(cifar_root, out_csv, images=None, num_workers:int=0, overwr
     noisy-label CSV at `out_csv`, its images as 32×32 RGB PNGs `<images>/<split>/<index>_<filename>` next to it
     (`images` defaults to the CSV's stem). Labels are the fine label names, in `meta`'s index order; train → train,
     test → test."""
-    root, out_csv = Path(cifar_root), _check_csv(out_csv, overwrite)
+    root, out_csv = Path(cifar_root), check_new_file(out_csv, overwrite)
     if not root.is_dir(): raise UserError(f"{root}: cifar-100-python folder not found")
     dest = _images_dir(out_csv, images, (root,), overwrite)
     names = [_str(n) for n in _entry(safe_load(root/'meta', encoding='bytes'), 'fine_label_names', root/'meta')]

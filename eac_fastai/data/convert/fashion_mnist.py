@@ -4,7 +4,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
 from ...errors import UserError
-from .staging import _check_csv, _first, _frame, _images_dir, _map, _publish, _staging
+from ...files import check_new_file
+from .staging import _first, _frame, _images_dir, _map, _publish, _staging
 
 __all__ = ['FASHION_MNIST_CLASSES', 'FASHION_MNIST_DIR', 'read_idx', 'convert_fashion_mnist']
 
@@ -35,7 +36,7 @@ def convert_fashion_mnist(root, out_csv, train_subset:int|None=None, seed:int=0,
     Debian's `dataset-fashion-mnist` installs them in `FASHION_MNIST_DIR`) as a noisy-label CSV at `out_csv` and 28×28
     grayscale PNGs `<images>/<split>/<index>.png`. Train → train, t10k → test. `train_subset`: keep that many training
     images, the same number of each class (seeded)."""
-    root, out_csv = Path(root), _check_csv(out_csv, overwrite)
+    root, out_csv = Path(root), check_new_file(out_csv, overwrite)
     if not root.is_dir():
         raise UserError(f"{root}: Fashion-MNIST folder not found (Debian: apt-get install dataset-fashion-mnist)")
     dest = _images_dir(out_csv, images, (root,), overwrite)

@@ -5,7 +5,8 @@ import numpy as np, pandas as pd
 from PIL import Image
 from ...errors import UserError
 from .classes import _fer_classes
-from .staging import _check_csv, _first, _frame, _images_dir, _ints, _map, _plain, _publish, _read_csv, _staging
+from ...files import check_new_file
+from .staging import _first, _frame, _images_dir, _ints, _map, _plain, _publish, _read_csv, _staging
 
 __all__ = ['FERPLUS_VOTES', 'ferplus_winners', 'convert_ferplus']
 
@@ -34,7 +35,7 @@ def convert_ferplus(fer2013_csv, ferplus_csv, out_csv, mode:str='majority', clas
     won by unknown or NF (not a face), and with `classes=7` rows won by contempt. fer2013's own `emotion` label is not
     used."""
     if mode not in ('majority', 'argmax'): raise UserError(f"FERPlus mode {mode!r}: use 'majority' or 'argmax'")
-    names, out_csv = _fer_classes(classes), _check_csv(out_csv, overwrite)
+    names, out_csv = _fer_classes(classes), check_new_file(out_csv, overwrite)
     dest = _images_dir(out_csv, images, (fer2013_csv, ferplus_csv), overwrite)
     fer, f1 = _read_csv(fer2013_csv, 'fer2013.csv', ('pixels', 'Usage'))
     plus, f2 = _read_csv(ferplus_csv, 'fer2013new.csv', ('Usage', 'Image name', *FERPLUS_VOTES))

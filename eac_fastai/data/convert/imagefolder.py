@@ -3,8 +3,8 @@ import os
 from pathlib import Path
 import numpy as np, pandas as pd
 from ...errors import UserError
-from ...files import write_atomic
-from .staging import IMAGE_EXTS, _check_csv, _frame, _image_files
+from ...files import check_new_file, write_atomic
+from .staging import IMAGE_EXTS, _frame, _image_files
 
 __all__ = ['convert_imagefolder']
 
@@ -16,7 +16,7 @@ def convert_imagefolder(root, out_csv, valid_pct:float=0., seed:int=42, overwrit
     are `IMAGE_EXTS` files (any case, any depth below the class folder; hidden ones skipped); classes are the sorted
     names of the class folders that hold images. `valid_pct` moves that share of each class's train images to valid
     (seeded)."""
-    root, out_csv = Path(root), _check_csv(out_csv, overwrite)
+    root, out_csv = Path(root), check_new_file(out_csv, overwrite)
     if not 0 <= valid_pct < 1: raise UserError(f"valid_pct={valid_pct}: give a share in [0, 1)")
     if not root.is_dir(): raise UserError(f"{root}: image folder not found")
     dirs = lambda d: sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith('.'))

@@ -6,10 +6,9 @@
 import os
 from pathlib import Path
 import pandas as pd
+from ...files import check_new_file, write_atomic
 from ...errors import UserError
-from ...files import write_atomic
 from .classes import RAFDB_CLASSES
-from .staging import _check_csv
 
 __all__ = ['read_rafdb_labels', 'convert_rafdb']
 
@@ -37,7 +36,7 @@ def read_rafdb_labels(path) -> dict[str, int]:
 def convert_rafdb(raf_root, out_csv, noise_file=None, check_images:bool=True, overwrite:bool=False) -> pd.DataFrame:
     """Write RAF-DB as a noisy-label CSV at `out_csv` (image paths relative to its folder). Train labels come from
     `noise_file` when given (its test rows, if any, are ignored), test labels always from the clean file."""
-    raf_root, out_csv = Path(raf_root), _check_csv(out_csv, overwrite)
+    raf_root, out_csv = Path(raf_root), check_new_file(out_csv, overwrite)
     clean = read_rafdb_labels(raf_root/'EmoLabel'/'list_patition_label.txt')
     given = dict(clean)
     if noise_file is not None:

@@ -1,25 +1,16 @@
-"""What the converters share: the no-overwrite checks, a staging folder renamed into place with the CSV, the CSV frame
-and its summary, and the readers of input tables and image trees."""
+"""What the converters share: the images folder's no-overwrite check, a staging folder renamed into place with the
+CSV, the CSV frame and its summary, and the readers of input tables and image trees."""
 import os, shutil, tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, pandas as pd
 from ...errors import UserError
-from ...files import check_output_dir, write_atomic
+from ...files import write_atomic
 
 __all__ = ['IMAGE_EXTS', 'conversion_summary']
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
-
-def _check_csv(out_csv, overwrite:bool) -> Path:
-    "`out_csv` as a `Path`, refused if it exists (unless `overwrite`) or cannot be written; checked before any work."
-    out_csv = Path(out_csv)
-    if out_csv.is_dir(): raise UserError(f"{out_csv}: is a folder; give a CSV file name")
-    if out_csv.exists() and not overwrite:
-        raise UserError(f"{out_csv}: already exists; choose another output or pass --overwrite")
-    check_output_dir(out_csv.parent)
-    return out_csv
 
 def _images_dir(out_csv:Path, images, sources, overwrite:bool) -> Path:
     "The folder to fill: `images` relative to the CSV's folder (default: the CSV's stem), checked before any work."

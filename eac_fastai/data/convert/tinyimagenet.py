@@ -3,8 +3,8 @@ import os
 from pathlib import Path
 import pandas as pd
 from ...errors import UserError
-from ...files import write_atomic
-from .staging import _check_csv, _frame, _image_files, _plain
+from ...files import check_new_file, write_atomic
+from .staging import _frame, _image_files, _plain
 
 __all__ = ['convert_tinyimagenet']
 
@@ -19,7 +19,7 @@ def convert_tinyimagenet(root, out_csv, check_images:bool=True, overwrite:bool=F
     """Write Tiny-ImageNet (`tiny-imagenet-200/`) as a noisy-label CSV at `out_csv` referencing its images in place:
     `train/<wnid>/images/*` → train, `val/images/*` labelled by `val/val_annotations.txt` → test (the official test
     images have no labels). Classes are the wnids, in `wnids.txt` order (`words.txt` names them and is not needed)."""
-    root, out_csv = Path(root), _check_csv(out_csv, overwrite)
+    root, out_csv = Path(root), check_new_file(out_csv, overwrite)
     if not root.is_dir(): raise UserError(f"{root}: tiny-imagenet-200 folder not found")
     wnids = {}
     for n, line in enumerate(_lines(root/'wnids.txt', 'the class list'), 1):
