@@ -8,6 +8,11 @@ from .common import OutputOpt, OverwriteOpt, app, console, user_errors
 convert_app = typer.Typer(no_args_is_help=True, help="Convert a dataset's official files into the noisy-label CSV.")
 app.add_typer(convert_app, name='convert')
 
+def _print_summary(df, output:Path):
+    "What a conversion wrote: rows per split, classes, skipped rows, and where."
+    from ..data.convert import conversion_summary
+    console.print(f"{conversion_summary(df)} → {output}", highlight=False)
+
 @convert_app.command('rafdb')
 @user_errors
 def convert_rafdb(raf_basic: Annotated[Path, typer.Argument(help="the raf-basic folder (EmoLabel/, Image/aligned/)")],
@@ -44,9 +49,9 @@ def convert_ferplus(fer2013: Annotated[Path, typer.Argument(help="fer2013.csv (e
                     classes: Annotated[int, typer.Option(help="7 (contempt dropped) or 8")] = 7,
                     images: ImagesOpt = None, workers: WorkersOpt = 8, overwrite: ReplaceOpt = False):
     "Convert FERPlus (fer2013.csv pixels + fer2013new.csv votes) into the noisy-label CSV and 48×48 PNGs."
-    from ..data.convert import convert_ferplus as convert, conversion_summary
+    from ..data.convert import convert_ferplus as convert
     df = convert(fer2013, fer2013new, output, mode.value, classes, images, workers, overwrite)
-    console.print(f"{conversion_summary(df)} → {output}", highlight=False)
+    _print_summary(df, output)
 
 @convert_app.command('affectnet')
 @user_errors
@@ -63,9 +68,9 @@ def convert_affectnet(training: Annotated[Path, typer.Argument(help="AffectNet t
                       images: ImagesOpt = None, workers: WorkersOpt = 8, overwrite: ReplaceOpt = False):
     ("Convert AffectNet (manually annotated) into the noisy-label CSV and face crops; unusable rows are skipped "
      "and counted.")
-    from ..data.convert import convert_affectnet as convert, conversion_summary
+    from ..data.convert import convert_affectnet as convert
     df = convert(training, validation, images_root, output, classes, size, ext, images, workers, overwrite)
-    console.print(f"{conversion_summary(df)} → {output}", highlight=False)
+    _print_summary(df, output)
 
 @convert_app.command('cifar100')
 @user_errors
@@ -74,9 +79,9 @@ def convert_cifar100(cifar_root: Annotated[Path, typer.Argument(help="the cifar-
                      output: OutputOpt,
                      images: ImagesOpt = None, workers: WorkersOpt = 8, overwrite: ReplaceOpt = False):
     "Convert CIFAR-100 (python version) into the noisy-label CSV and 32×32 PNGs."
-    from ..data.convert import convert_cifar100 as convert, conversion_summary
+    from ..data.convert import convert_cifar100 as convert
     df = convert(cifar_root, output, images, workers, overwrite)
-    console.print(f"{conversion_summary(df)} → {output}", highlight=False)
+    _print_summary(df, output)
 
 @convert_app.command('fashion-mnist')
 @user_errors
@@ -90,9 +95,9 @@ def convert_fashion_mnist(root: Annotated[Optional[Path], typer.Argument(help="f
                           images: ImagesOpt = None, workers: WorkersOpt = 8, overwrite: ReplaceOpt = False):
     ("Convert Fashion-MNIST (IDX files) into the noisy-label CSV and 28×28 PNGs; its class order is data.classes "
      "in recipes/fmnist.yaml.")
-    from ..data.convert import FASHION_MNIST_DIR, convert_fashion_mnist as convert, conversion_summary
+    from ..data.convert import FASHION_MNIST_DIR, convert_fashion_mnist as convert
     df = convert(root or FASHION_MNIST_DIR, output, train_subset, seed, images, workers, overwrite)
-    console.print(f"{conversion_summary(df)} → {output}", highlight=False)
+    _print_summary(df, output)
 
 @convert_app.command('tinyimagenet')
 @user_errors
@@ -103,9 +108,9 @@ def convert_tinyimagenet(root: Annotated[Path, typer.Argument(help="the tiny-ima
                                                                           "to exist")] = True,
                          overwrite: OverwriteOpt = False):
     "Convert Tiny-ImageNet into the noisy-label CSV (images stay where they are; val becomes the test split)."
-    from ..data.convert import convert_tinyimagenet as convert, conversion_summary
+    from ..data.convert import convert_tinyimagenet as convert
     df = convert(root, output, check_images, overwrite)
-    console.print(f"{conversion_summary(df)} → {output}", highlight=False)
+    _print_summary(df, output)
 
 @convert_app.command('imagefolder')
 @user_errors
@@ -116,6 +121,6 @@ def convert_imagefolder(root: Annotated[Path, typer.Argument(help="root/<class>/
                                                                       "moved to valid")] = 0.,
                         seed: int = 42, overwrite: OverwriteOpt = False):
     "Convert a folder-per-class image tree into the noisy-label CSV (images stay where they are)."
-    from ..data.convert import convert_imagefolder as convert, conversion_summary
+    from ..data.convert import convert_imagefolder as convert
     df = convert(root, output, valid_pct, seed, overwrite)
-    console.print(f"{conversion_summary(df)} → {output}", highlight=False)
+    _print_summary(df, output)
