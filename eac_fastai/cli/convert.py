@@ -101,12 +101,11 @@ def convert_fashion_mnist(root: Annotated[Optional[Path], typer.Argument(help="f
 
 @convert_app.command('tinyimagenet')
 @user_errors
-def convert_tinyimagenet(root: Annotated[Path, typer.Argument(help="the tiny-imagenet-200 folder "
-                                                                    "(wnids.txt, train/, val/)")],
-                         output: OutputOpt,
-                         check_images: Annotated[bool, typer.Option(help="require every annotated val image "
-                                                                          "to exist")] = True,
-                         overwrite: OverwriteOpt = False):
+def convert_tinyimagenet(
+        root: Annotated[Path, typer.Argument(help="the tiny-imagenet-200 folder (wnids.txt, train/, val/)")],
+        output: OutputOpt,
+        check_images: Annotated[bool, typer.Option(help="require every annotated val image to exist")] = True,
+        overwrite: OverwriteOpt = False):
     "Convert Tiny-ImageNet into the noisy-label CSV (images stay where they are; val becomes the test split)."
     from ..data.convert import convert_tinyimagenet as convert
     df = convert(root, output, check_images, overwrite)
