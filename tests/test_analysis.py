@@ -5,10 +5,11 @@ from eac_fastai.methods.cam import class_activation_maps
 from eac_fastai.models.learner import eac_learner
 from eac_fastai.analysis.memorisation import MemorisationCallback, flipped_rows
 
-def test_resnet10_narrow_gives_a_4x4_cam_at_32px(dls):
-    learn = eac_learner(dls, 'resnet10_narrow', method='eac', lam=1.)
-    assert learn.model[0](torch.zeros(2, 3, 32, 32)).shape == (2, 128, 4, 4)
-    assert sum(p.numel() for p in learn.model.parameters()) < 400_000
+@pytest.mark.parametrize('arch,width,most', [('resnet10_narrow', 128, 400_000), ('resnet10_tiny', 64, 100_000)])
+def test_the_narrow_resnets_give_a_4x4_cam_at_32px(dls, arch, width, most):
+    learn = eac_learner(dls, arch, method='eac', lam=1.)
+    assert learn.model[0](torch.zeros(2, 3, 32, 32)).shape == (2, width, 4, 4)
+    assert sum(p.numel() for p in learn.model.parameters()) < most
     learn.fit(1, 1e-3)                                                 # EAC's CAMs work on it
 
 @pytest.mark.parametrize('method', ['eac', 'rul'])

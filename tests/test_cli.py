@@ -106,15 +106,16 @@ def test_version():
 
 @pytest.mark.slow
 def test_quickstart_shows_the_baseline_memorising_and_eac_not(tmp_path, settings_file):
-    """README's first command as shipped: the CE baseline fits the flipped training labels, EAC fits few of them and is
-    more accurate (measured, seed 0: 100% and 17% fitted; last-5 69.2% and 85.7%)."""
+    """README's first command as shipped, with issue 16's targets: the CE baseline fits ≥ 40% of the flipped training
+    labels, EAC ≤ 10%, and EAC's last-5 is ≥ 5 points above the baseline's (measured, seed 0, two threads: 85.4% and
+    6.5% fitted; last-5 82.6% and 91.6%)."""
     recipe = Path(__file__).parent.parent/'recipes'/'quickstart.yaml'
     r = CliRunner().invoke(app, ['sweep', str(recipe), 'method=baseline,eac', '--out', str(tmp_path/'runs')])
     assert r.exit_code == 0, r.output
     (sweep,) = (tmp_path/'runs').iterdir()
     df = pd.read_csv(sweep/'sweep.csv').set_index('method')
     b, e = df.loc['baseline'], df.loc['eac']
-    assert (b.epochs, e.epochs) == (20, 20) and b.final_flipped_as_given >= 0.6 and e.final_flipped_as_given <= 0.3
+    assert (b.epochs, e.epochs) == (18, 18) and b.final_flipped_as_given >= 0.4 and e.final_flipped_as_given <= 0.1
     assert e.last5_mean_accuracy >= b.last5_mean_accuracy + 0.05
 
 @pytest.mark.slow

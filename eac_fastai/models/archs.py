@@ -1,5 +1,5 @@
 """Backbones by name for `eac_learner`: torchvision's ResNets, the Caffe-style VGGFace2 ResNet-50 of the official EAC,
-MobileNetV2, a 32-px ResNet-18 and a narrow 32-px ResNet-10. All keep torchvision's parameter names, so
+MobileNetV2, a 32-px ResNet-18 and narrow 32-px ResNet-10s. All keep torchvision's parameter names, so
 `load_backbone_weights` maps their checkpoints, and all end with a pooling child then the classifier, so fastai's
 `create_body` cuts the body before them.
 
@@ -13,7 +13,7 @@ from torch import nn
 from torchvision.models.resnet import ResNet, BasicBlock, Bottleneck
 
 __all__ = ['ARCHS', 'ARCH_NOTES', 'CaffeBottleneck', 'MobileNetV2', 'NarrowResNet', 'resnet50_vggface2', 'mobilenet_v2',
-           'resnet18_cifar', 'resnet10_narrow']
+           'resnet18_cifar', 'resnet10_narrow', 'resnet10_tiny']
 
 def _local_only(name:str, weights, pretrained):
     if weights is not None or pretrained:
@@ -83,11 +83,17 @@ def resnet10_narrow(weights=None, pretrained=False, **kwargs) -> NarrowResNet:
     _local_only('resnet10_narrow', weights, pretrained)
     return NarrowResNet(**kwargs)
 
+def resnet10_tiny(weights=None, pretrained=False, **kwargs) -> NarrowResNet:
+    """`resnet10_narrow` at half the widths, 8-16-32-64 (a 64×4×4 map at 32 px, a quarter of the multiply-adds): the
+    quickstart's network, for a CPU."""
+    _local_only('resnet10_tiny', weights, pretrained)
+    return NarrowResNet(widths=(8, 16, 32, 64), **kwargs)
+
 _TV = ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152')
 # the torchvision functions first: fastai's model_meta cuts them at -2
 ARCHS = {**{n: getattr(torchvision.models, n) for n in _TV},
          'resnet50_vggface2': resnet50_vggface2, 'mobilenet_v2': mobilenet_v2, 'resnet18_cifar': resnet18_cifar,
-         'resnet10_narrow': resnet10_narrow}
+         'resnet10_narrow': resnet10_narrow, 'resnet10_tiny': resnet10_tiny}
 ARCH_NOTES = {
     **{n: f"torchvision ResNet-{n[6:]} (v1.5: stride on the 3×3 convolution); torchvision-layout checkpoints"
        for n in _TV},
@@ -103,4 +109,5 @@ ARCH_NOTES = {
                       "torchvision names",
     'resnet10_narrow': "ResNet-10 for 32-px inputs (3×3 stride-1 stem, one block per stage, widths 16-32-64-128; "
                        "128×4×4 map at 32 px)",
+    'resnet10_tiny': "resnet10_narrow at widths 8-16-32-64 (64×4×4 map at 32 px; the quickstart's CPU network)",
 }
