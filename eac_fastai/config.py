@@ -4,5 +4,6 @@ from pydantic import BaseModel, ConfigDict
 __all__ = ['Section']
 
 class Section(BaseModel):
-    "A section of a recipe: typed and validated fields with defaults and descriptions; an unknown key is an error."
-    model_config = ConfigDict(extra='forbid')
+    """A section of a recipe: typed and validated fields with defaults and descriptions; an unknown key, and a NaN or
+    infinite number, is an error."""
+    model_config = ConfigDict(extra='forbid', allow_inf_nan=False)

@@ -1,6 +1,11 @@
-"User-facing errors: the CLI prints them in one line and exits with code 2."
+"User-facing errors: the CLI prints them in one line and exits with their code (2; 3 for a diverged training)."
 
-__all__ = ['UserError']
+__all__ = ['UserError', 'TrainingDiverged']
 
 class UserError(Exception):
     "A problem with the user's input (file, row, key) that the user can fix; the message says how."
+    exit_code = 2
+
+class TrainingDiverged(UserError):
+    "Training stopped because its loss became NaN or infinite; the message says where and what to check."
+    exit_code, run = 3, None                            # `run`: the run folder it stopped in

@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 from .errors import UserError
 
-__all__ = ['check_output_dir', 'check_new_file', 'atomic_path', 'write_atomic', 'save_atomic']
+__all__ = ['check_output_dir', 'check_new_file', 'atomic_path', 'write_error', 'write_atomic', 'save_atomic']
 
 def check_output_dir(path, what:str='output folder') -> Path:
     "`path` if it is, or can be created as, a writable folder; else a `UserError` saying why (checked before any work)."
@@ -27,17 +27,22 @@ def check_new_file(path, overwrite:bool=False) -> Path:
 @contextmanager
 def atomic_path(path):
     "A temporary path beside `path`, renamed to `path` when the block succeeds: readers never see half a file."
-    path = Path(path)
+    path, tmp = Path(path), None
     if path.is_dir(): raise UserError(f"{path}: is a folder; give a file name")
-    check_output_dir(path.parent).mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
-    os.close(fd)
     try:
+        check_output_dir(path.parent).mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
+        os.close(fd)
         os.chmod(tmp, 0o666 & ~_umask())              # as a plain open() would create it (mkstemp makes it private)
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as e: raise write_error(path, e) from None
     finally:
-        if os.path.exists(tmp): os.remove(tmp)
+        if tmp is not None and os.path.exists(tmp): os.remove(tmp)
+
+def write_error(path, e:OSError) -> UserError:
+    "The `UserError` for an `OSError` met writing `path` (a full disk, a read-only folder, a file-size limit)."
+    return UserError(f"{path}: cannot write it ({e.strerror or e}); free some space, or choose a writable output")
 
 def _write_synced(path, write, mode:str):
     "Open `path` in `mode`, `write(file)`, and flush it to disk."
@@ -49,7 +54,9 @@ def write_atomic(path, text:str):
 
 def save_atomic(obj, path):
     "`torch.save(obj)` to `path` through a temporary file and a rename: a kill never leaves half a checkpoint."
-    with atomic_path(path) as tmp: _write_synced(tmp, lambda f: torch.save(obj, f), 'wb')
+    with atomic_path(path) as tmp:
+        try: _write_synced(tmp, lambda f: torch.save(obj, f), 'wb')
+        except RuntimeError as e: raise OSError(str(e).splitlines()[0]) from None   # torch's writer wraps the OSError
 
 def _umask() -> int:
     mask = os.umask(0); os.umask(mask)

@@ -25,8 +25,8 @@ def test_a_clean_dataset_passes_with_its_counts(dataset, settings_file):
     r = CliRunner().invoke(app, ['check-data', str(recipe)])
     assert r.exit_code == 0, r.output
     assert 'no problems found' in r.output and 'total' in r.output
-    counts, problems = check_dataset(csv)
-    assert problems == [] and counts['train'].sum() == 7*8 and counts.values.sum() == len(pd.read_csv(csv))
+    counts, problems, warnings = check_dataset(csv)
+    assert problems == warnings == [] and counts.train.sum() == 7*8 and counts.values.sum() == len(pd.read_csv(csv))
 
 def test_every_problem_reported_at_once(dataset, settings_file):
     csv, recipe = dataset

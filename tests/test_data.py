@@ -23,7 +23,9 @@ def test_csv_errors_name_file_and_line(tmp_path):
 
 def test_vocabulary_explicit_or_sorted(tmp_path):
     f = write(tmp_path, 'image,label,split,clean_label\na.png,b,train,c\nb.png,a,test,a\n')
-    assert read_label_csv(f)[1] == ['a', 'b', 'c']
+    # the sorted given labels; a clean label outside them is named with its column and line
+    with pytest.raises(UserError, match=r"`clean_label` on line\(s\) 2 not among the classes \['a', 'b'\]"):
+        read_label_csv(f)
     assert read_label_csv(f, ['c', 'b', 'a'])[1] == ['c', 'b', 'a']
     with pytest.raises(UserError, match=r"lists \['a'\] more than once"): read_label_csv(f, ['a', 'b', 'c', 'a'])
 

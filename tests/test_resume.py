@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from eac_fastai.training.checkpoint import RESUME
 from eac_fastai.cli import app
 from eac_fastai.training.recipe import load_recipe
-from eac_fastai.training.runs import load_run
+from eac_fastai.training.runs import RunLock, load_run
 from eac_fastai.training.fit import resume_run, train_recipe
 from eac_fastai.models.weights import load_torch_file
 
@@ -67,15 +67,20 @@ def test_kill_9_mid_epoch_then_resume_from_the_cli(tmp_path, settings_file):
         while not list((tmp_path/'cut').glob(f'*/models/{RESUME}')):
             assert p.poll() is None and time.time() < deadline, "the run ended before its first checkpoint"
             time.sleep(0.05)
+        (cut,) = (tmp_path/'cut').iterdir()
+        # the live run is locked: a second process resuming it is refused, naming the first, and changes nothing
+        r = CliRunner().invoke(app, ['train', '--resume', str(cut)])
+        assert p.poll() is None, "the run finished before it could be resumed beside itself"
+        assert r.exit_code == 2 and f'in use by process {p.pid}' in r.output, r.output
         time.sleep(0.5)                                # into the next epoch
         assert p.poll() is None, "the run finished before it could be killed"
         os.kill(p.pid, signal.SIGKILL)
     finally: p.kill(); p.wait()
-    (cut,) = (tmp_path/'cut').iterdir()
     done = load_torch_file(cut/'models'/RESUME)['epoch']
     assert done < 3 and not (cut/'metrics.json').exists()
     # no temporary file counts as a checkpoint
     assert not [f for f in (cut/'models').iterdir() if f.name.startswith('.')]
+    assert f'process {p.pid} ' in (cut/'.lock').read_text()                # the killed process's lock: stale
     r = run('--resume', str(cut))
     assert r.returncode == 0, r.stderr[-3000:]
     assert f'after epoch {done}' in r.stdout
@@ -96,11 +101,27 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, settings_file):
         assert r.exit_code == 2 and msg in r.output, r.output
     (done/'metrics.json').unlink()
     recipe, stat = (done/'recipe.yaml').read_text(), (done/'recipe.yaml').stat()
-    # the recipe edited after the run started
-    (done/'recipe.yaml').write_text(recipe.replace('epochs: 4', 'epochs: 5'))
+    # the recipe edited after the run started: refused, naming the changed keys
+    (done/'recipe.yaml').write_text(recipe.replace('epochs: 4', 'epochs: 5').replace('lam: 5.0', 'lam: 1.0')
+                                    .replace('bs: 16', 'bs: 8'))
     r = cli.invoke(app, ['train', '--resume', str(done)])
-    assert r.exit_code == 2 and 'written for 4 epochs but recipe.yaml says 5' in r.output, r.output
+    assert r.exit_code == 2 and 'edited after the run started' in ' '.join(r.output.split()), r.output
+    for change in ('data.bs: 16 → 8', 'eac.lam: 5.0 → 1.0', 'train.epochs: 4 → 5'): assert change in r.output
     (done/'recipe.yaml').write_text(recipe); os.utime(done/'recipe.yaml', ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    # a process training in the run holds its lock: refused, naming it
+    with RunLock(done):
+        r = cli.invoke(app, ['train', '--resume', str(done)])
+        assert r.exit_code == 2 and f'in use by process {os.getpid()}' in r.output, r.output
+    os.utime(done/'.lock', ns=(before[done/'.lock'], before[done/'.lock']))
+    # a malformed history
+    history = (done/'history.csv').read_bytes()
+    for bad in (b'epoch,train_loss\n"1,2\n', b'step,loss\n0,1\n'):
+        (done/'history.csv').write_bytes(bad)
+        r = cli.invoke(app, ['train', '--resume', str(done)])
+        assert r.exit_code == 2 and 'history.csv' in r.output and 'Traceback' not in r.output, r.output
+        assert (done/'history.csv').read_bytes() == bad
+    (done/'history.csv').write_bytes(history)
+    os.utime(done/'history.csv', ns=(before[done/'history.csv'], before[done/'history.csv']))
     state = load_torch_file(done/'models'/RESUME)
     state['model']['0.0.weight'] = state['model']['0.0.weight'][:1]                     # weights of another model
     torch.save(state, done/'models'/RESUME)

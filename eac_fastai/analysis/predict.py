@@ -28,8 +28,9 @@ def image_files(inputs) -> list[Path]:
             files += found
         elif p.exists(): files.append(p)
         else: raise UserError(f"{p}: no such image file or folder")
-    for f in files:
-        if image_problem(f): raise UserError(f"{f}: not a readable image; remove it or give the images one by one")
+    if bad := [f"{f} ({problem})" for f in files if (problem := image_problem(f))]:
+        raise UserError(f"{len(bad)} of {len(files)} file(s) are not readable images: {', '.join(bad[:10])}"
+                        f"{' …' if len(bad) > 10 else ''}; remove or replace them, or give the other images")
     return files
 
 def inference_learner(source, files, checkpoint:str='last', bs:int=64, trust_pickle:bool=False):

@@ -109,7 +109,12 @@ def run_report(run, checkpoint:str='last', n_attention:int=8, tsne_points:int=20
 def sweep_report(folder) -> str:
     "The HTML report of a sweep folder: last-5 accuracy against each swept value, and every run."
     folder = Path(folder)
-    sweep = pd.read_csv(folder/'sweep.csv')
+    try: sweep = pd.read_csv(folder/'sweep.csv')
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise UserError(f"{folder/'sweep.csv'}: cannot parse as CSV ({str(e).splitlines()[0]})") from None
+    if missing := {'cell', 'run'} - set(sweep.columns):
+        raise UserError(f"{folder/'sweep.csv'}: not written by eac-fastai sweep "
+                        f"(no column {', '.join(sorted(missing))})")
     if sweep.empty: raise UserError(f"{folder/'sweep.csv'}: no finished run yet")
     keys = swept_keys(sweep)
     label = lambda r: ' '.join([r['cell'], *(f'{k}={r[k]}' for k in keys)])

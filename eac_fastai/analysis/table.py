@@ -53,7 +53,8 @@ def _read_run(d:Path) -> dict:
     "The table cell and accuracies (%) of the finished run in `d`."
     try: m, r = json.loads((d/'metrics.json').read_text()), yaml.safe_load((d/'recipe.yaml').read_text())
     except (OSError, ValueError, yaml.YAMLError) as e:
-        raise UserError(f"{d}: not a finished run ({type(e).__name__}: {e})") from None
+        raise UserError(f"{d}: not a finished run: cannot read its metrics.json and recipe.yaml "
+                        f"({type(e).__name__}: {e})") from None
     need = ('last5_mean_accuracy', 'final_accuracy', 'best_accuracy')
     if not (isinstance(m, dict) and isinstance(r, dict) and all(isinstance(m.get(k), (int, float)) for k in need)):
         raise UserError(f"{d}: metrics.json needs {', '.join(need)} and recipe.yaml a recipe; "

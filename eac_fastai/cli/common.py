@@ -1,5 +1,5 @@
 "The `eac-fastai` app: its callback (--version), the options several commands share, and one-line user errors."
-import warnings
+import errno, warnings
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Optional
@@ -13,14 +13,21 @@ app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False, add
 console, err_console = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)  # fastai's import
 
+_ENVIRONMENT = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
 def user_errors(f):
-    "Report a `UserError` as one red line on stderr and exit with code 2, without a traceback."
+    "Report a `UserError` as one red line on stderr, without a traceback; exit with its code (2; 3: diverged)."
     @wraps(f)
     def wrapper(*args, **kwargs):
-        try: return f(*args, **kwargs)
+        try:
+            try: return f(*args, **kwargs)
+            except OSError as e:                       # met outside the checked writes: a full disk, a read-only folder
+                if e.errno not in _ENVIRONMENT: raise
+                raise UserError(f"{e.filename or 'a file'}: {e.strerror}; check the free space and the permissions "
+                                "of the folders involved") from None
         except UserError as e:
             err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2)
+            raise typer.Exit(e.exit_code)
     return wrapper
 
 def _version(value:bool):

@@ -13,19 +13,21 @@ def check_data(recipe: RecipeArg, overrides: Overrides = None):
     ("Check a recipe's dataset and list every problem at once (CSV rows, splits, classes, each image decoded); "
      "exit code 2 if any.")
     from rich.table import Table
-    from ..data.core import check_dataset
+    from ..data.core import check_dataset, imbalance_warning
     from ..training.recipe import load_recipe
     from ..settings import load_settings
     from ..training.build import resolve_data
     r = load_recipe(recipe, overrides)
     src = resolve_data(r, load_settings())
-    counts, problems = check_dataset(src.csv, src.root, r.data.classes, r.data.valid_split)
+    counts, problems, warnings = check_dataset(src.csv, src.root, r.data.classes, r.data.valid_split)
+    warnings += [w for w in [imbalance_warning(counts, r.data.sampler)] if w]
     table = Table(title=f"{src.csv} (images under {src.root})")
     table.add_column('class')
     for split in counts.columns: table.add_column(split, justify='right')
     for label, row in counts.iterrows(): table.add_row(str(label), *map(str, row))
     table.add_row('[bold]total', *(f"[bold]{n}" for n in counts.sum()))
     console.print(table)
+    for w in warnings: err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     if problems:
         err_console.print(f"[bold red]{len(problems)} problem(s):[/]", highlight=False)
         for prob in problems: err_console.print(f"  - {prob}", highlight=False, soft_wrap=True)

@@ -79,7 +79,8 @@ def predict(source: Annotated[Path, typer.Argument(help="a run folder (its recip
             images: Annotated[list[Path], typer.Argument(help="image files or folders (searched recursively)")],
             output: Annotated[Optional[Path], typer.Option('-o', '--output',
                                                            help="CSV to write (default: print CSV)")] = None,
-            checkpoint: CheckpointOpt = 'last', bs: int = 64,
+            checkpoint: CheckpointOpt = 'last',
+            bs: Annotated[int, typer.Option(min=1, help="images per batch")] = 64,
             overwrite: OverwriteOpt = False,
             trust_pickle: Annotated[bool, typer.Option(
                 '--trust-pickle', help="load an export .pkl (a pickle can run code: only files you made)")] = False):

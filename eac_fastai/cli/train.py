@@ -79,6 +79,8 @@ def sweep(recipe: Annotated[str, typer.Argument(help="recipe YAML, FILE#cell, or
           out: OutOpt = None,
           dry_run: Annotated[bool, typer.Option('--dry-run', help="list the runs and exit")] = False):
     "Train every combination of the given values (and matrix cells); writes each run and one sweep.csv in a new folder."
+    import pandas as pd
+    from ..errors import TrainingDiverged
     from ..settings import load_settings
     from ..training.sweep import run_sweep, sweep_plan
     from ..training.fit import train_recipe
@@ -89,6 +91,9 @@ def sweep(recipe: Annotated[str, typer.Argument(help="recipe YAML, FILE#cell, or
     csv = run_sweep(recipe, grid, out or load_settings().runs,
                     lambda r, o, stem: train_recipe(r, o, stem, console=console), console)
     _print_sweep(csv)
+    if (diverged := pd.read_csv(csv).diverged).any():
+        raise TrainingDiverged(f"{diverged.sum()} of {len(diverged)} runs diverged (column diverged of {csv}); "
+                               "the others finished")
     console.print(f"[green]sweep done:[/] {csv} (eac-fastai report {csv.parent}: curves of every run)", highlight=False)
 
 def _print_sweep(csv:Path):
@@ -103,7 +108,8 @@ def _print_sweep(csv:Path):
                  *(['flipped → given %', 'flipped → clean %'] if mem else []), title=f"{len(df)} run(s)")
     pct = lambda v: '' if pd.isna(v) else f"{100*v:.1f}"
     for r in df.to_dict('records'):
-        view.add_row(ref_stem(r['cell']), *(str(r[k]) for k in swept_keys(df)), *(pct(r[k]) for k in (
+        name = ref_stem(r['cell']) + (' [red](diverged)' if r.get('diverged') is True else '')
+        view.add_row(name, *(str(r[k]) for k in swept_keys(df)), *(pct(r.get(k)) for k in (
             'last5_mean_accuracy', 'final_accuracy', 'best_accuracy',
             *(['final_flipped_as_given', 'final_flipped_as_clean'] if mem else []))))
     console.print(view)

@@ -7,6 +7,8 @@ and optionally `clean_label` (the true class name, when known).
 `label_dataloaders(..., cache=True)` decodes every image once, through the DataBlock's own item transforms, and
 keeps them in memory as one uint8 tensor per split (`CachedImages`): the batches are identical, without the
 per-epoch decoding."""
+import hashlib
+from csv import reader as csv_rows
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from PIL import Image
@@ -21,9 +23,9 @@ from fastai.vision.core import PILImage, imagenet_stats
 from fastai.vision.data import ImageBlock
 from ..errors import UserError
 
-__all__ = ['COLUMNS', 'CLEAN', 'SPLITS', 'label_csv_problems', 'read_label_csv', 'check_dataset', 'split_problems',
-           'label_frame', 'image_problem', 'image_problems', 'load_rgb', 'noisy_label_block', 'class_balanced_weights',
-           'CachedImages', 'label_dataloaders', 'inference_dataloaders', 'train_noise_rate']
+__all__ = ['COLUMNS', 'CLEAN', 'SPLITS', 'label_csv_problems', 'read_label_csv', 'check_dataset', 'imbalance_warning',
+           'split_problems', 'label_frame', 'image_problem', 'image_problems', 'load_rgb', 'noisy_label_block',
+           'class_balanced_weights', 'CachedImages', 'label_dataloaders', 'inference_dataloaders', 'train_noise_rate']
 
 COLUMNS, CLEAN, SPLITS = ('image', 'label', 'split'), 'clean_label', ('train', 'valid', 'test')
 
@@ -47,7 +49,11 @@ def label_csv_problems(df:pd.DataFrame, classes) -> list[str]:
         problems.append(f"`split` must be one of {', '.join(SPLITS)}; line(s) {_rows(bad)} have "
                         f"{sorted(set(df.split[bad]))[:3]}")
     for col in ['label'] + ([CLEAN] if CLEAN in df.columns else []):
-        bad = ~df[col].isin(classes) & (df[col].str.strip() != '')
+        if (spaced := (df[col] != df[col].str.strip()) & (df[col].str.strip() != '')).any():
+            problems.append(f"`{col}` on line(s) {_rows(spaced)} has spaces around the class name "
+                            f"({', '.join(map(repr, sorted(set(df[col][spaced]))[:3]))}), which would make it a class "
+                            "of its own; remove the spaces")
+        bad = ~df[col].isin(classes) & (df[col].str.strip() != '') & ~spaced
         if bad.any(): problems.append(f"`{col}` on line(s) {_rows(bad)} not among the classes {classes} "
                                       f"(found {sorted(set(df[col][bad]))[:3]}); fix the CSV or data.classes")
     if (dup := df.image.duplicated(keep=False) & (df.image.str.strip() != '')).any():
@@ -62,6 +68,11 @@ def _read_csv_frame(path:Path) -> pd.DataFrame:
     try: df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as e:
         raise UserError(f"{path}: cannot parse as CSV ({str(e).splitlines()[0]})") from None
+    if not isinstance(df.index, pd.RangeIndex):          # pandas took the extra leading fields as an index
+        with open(path, newline='', encoding='utf-8') as f: rows = list(csv_rows(f))
+        long = [str(i) for i, row in enumerate(rows, 1) if len(row) > len(rows[0])]
+        raise UserError(f"{path}: cannot parse as CSV (line(s) {', '.join(long[:5])}{' …' if len(long) > 5 else ''} "
+                        f"have more fields than the header's {len(rows[0])}; quote values that hold commas)")
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing: raise UserError(f"{path}: missing column(s) {', '.join(missing)}; need {', '.join(COLUMNS)} "
                                 f"(+ optional {CLEAN})")
@@ -69,8 +80,9 @@ def _read_csv_frame(path:Path) -> pd.DataFrame:
     return df
 
 def _classes(df:pd.DataFrame, classes=None) -> list[str]:
-    "`classes`, or the sorted labels (and clean labels) found; a `UserError` if a class is listed twice."
-    if classes is None: classes = sorted(set().union(*(set(df[c]) for c in ('label', CLEAN) if c in df.columns)) - {''})
+    """`classes`, or the sorted given labels found (without spaces around them: those are reported as problems); a
+    `UserError` if a class is listed twice."""
+    if classes is None: classes = sorted(set(df.label.str.strip()) - {''})
     classes = list(classes)
     if dup := sorted({c for c in classes if classes.count(c) > 1}):
         raise UserError(f"data.classes lists {dup} more than once")
@@ -84,19 +96,49 @@ def read_label_csv(path, classes=None) -> tuple[pd.DataFrame, list[str]]:
     if problems := label_csv_problems(df, classes): raise _problems_error(path, problems)
     return df, classes
 
-def check_dataset(csv, root=None, classes=None, valid_split:str='valid') -> tuple[pd.DataFrame, list[str]]:
-    """Every problem of a dataset at once: CSV rows, splits, classes and every image (decoded completely); and the
-    number of images per class (rows) and split (columns). A `UserError` when the CSV cannot be read as a label CSV at
-    all."""
+def check_dataset(csv, root=None, classes=None, valid_split:str='valid') -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Every problem of a dataset at once: CSV rows, splits, classes and every image (decoded completely); the number
+    of images per class (rows) and split (columns); and warnings: the same pixels in two splits. A `UserError` when the
+    CSV cannot be read as a label CSV at all."""
     df = _read_csv_frame(Path(csv))
     classes = _classes(df, classes)
     root = Path(csv).parent if root is None else Path(root)
     listed = df[df.image.str.strip() != '']
+    scans = listed.image.map(lambda p: _scan_image(root/p))
     problems = (label_csv_problems(df, classes) + split_problems(df, classes, valid_split)
-                + image_problems(listed, root, decode=True))
+                + _image_messages(listed, root, scans.str[0]))
     counts = pd.crosstab(df.label, df.split).reindex(index=classes,
                                                      columns=[s for s in SPLITS if (df.split == s).any()], fill_value=0)
-    return counts, problems
+    return counts, problems, _leak_warnings(listed, scans.str[1])
+
+def _scan_image(path:Path) -> tuple[str, str|None]:
+    "`image_problem(path, decode=True)` and a digest of the decoded pixels (None when it does not decode)."
+    if not path.is_file(): return 'missing', None
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return '', hashlib.blake2b(f'{im.mode}{im.size}'.encode() + im.tobytes(), digest_size=16).hexdigest()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError): return 'unreadable', None
+
+def _leak_warnings(df:pd.DataFrame, digests:pd.Series) -> list[str]:
+    "A warning when the same decoded pixels appear under two splits (a test image also seen in training), with lines."
+    d = df.assign(digest=digests).dropna(subset=['digest'])
+    groups = [g for _, g in d.groupby('digest') if g.split.nunique() > 1]
+    if not groups: return []
+    shown = '; '.join(' = '.join(f"line {i+2} ({r.split}: {r.image})" for i, r in g.iterrows()) for g in groups[:3])
+    return [f"{len(groups)} image(s) appear with the same pixels in more than one split, e.g. {shown}"
+            f"{' …' if len(groups) > 3 else ''}: an evaluation image seen in training inflates accuracy; "
+            "keep each image in one split"]
+
+def imbalance_warning(counts:pd.DataFrame, sampler:str='shuffle', ratio:float=10.) -> str|None:
+    """A warning when the largest training class has at least `ratio` times the images of the smallest (`counts`: as
+    `check_dataset` returns them), unless `sampler` is already `balanced`."""
+    if 'train' not in counts or sampler == 'balanced': return None
+    n = counts['train'][counts['train'] > 0]
+    if len(n) < 2 or n.max() < ratio*n.min(): return None
+    return (f"the training classes are imbalanced: {n.idxmax()} has {n.max()} images, {n.idxmin()} {n.min()} "
+            f"({n.max()/n.min():.0f}:1); `data.sampler: balanced` draws every class equally often (as the AffectNet "
+            "recipes do), or report per-class accuracy beside the overall one")
 
 def split_problems(df:pd.DataFrame, classes, valid_split:str='valid') -> list[str]:
     "Splits with no rows, and classes with no training image."
@@ -121,8 +163,11 @@ def image_problem(path, decode:bool=False) -> str:
 
 def image_problems(df:pd.DataFrame, root, decode:bool=False) -> list[str]:
     "The rows of `df` whose image is missing under `root` or is not a readable image (`decode`: decoded completely)."
-    root, problems = Path(root), []
-    problem = df.image.map(lambda p: image_problem(root/p, decode))
+    return _image_messages(df, Path(root), df.image.map(lambda p: image_problem(Path(root)/p, decode)))
+
+def _image_messages(df:pd.DataFrame, root:Path, problem:pd.Series) -> list[str]:
+    "The messages for the rows of `df` whose `problem` (from `image_problem`) is 'missing' or 'unreadable'."
+    problems = []
     missing, broken = problem == 'missing', problem == 'unreadable'
     if missing.any():
         problems.append(f"{missing.sum()} image(s) not found under {root}, e.g. line {missing[missing].index[0]+2}: "

@@ -3,6 +3,8 @@ from dataclasses import dataclass
 from pathlib import Path
 import torch
 from fastai.metrics import AccumMetric, accuracy
+from fastai.torch_core import num_distrib
+from torch import nn
 from ..data.core import label_dataloaders
 from ..data.demo import DemoSpec, demo_dataset
 from ..errors import UserError
@@ -12,7 +14,8 @@ from ..settings import Settings, load_settings
 from .distributed import is_distributed
 from .schema import Recipe
 
-__all__ = ['DataSource', 'resolve_data', 'recipe_dataloaders', 'recipe_method', 'recipe_learner', 'check_distributable']
+__all__ = ['DataSource', 'resolve_data', 'recipe_dataloaders', 'recipe_method', 'recipe_learner', 'check_distributable',
+           'last_batch_problem']
 
 @dataclass
 class DataSource:
@@ -67,3 +70,27 @@ def check_distributable(recipe:Recipe):
     "A `UserError` when `recipe` cannot train in several processes."
     if recipe.method == 'scn':
         raise UserError("method scn cannot train in several processes yet: its relabels live in each process; use one")
+
+def last_batch_problem(learn, img_size:int) -> str|None:
+    """Why the training loader's last batch cannot train when it holds one image: a BatchNorm layer of the model would
+    see a single value per channel (a 1×1 feature map at `img_size`, or a BatchNorm1d). Found with one forward pass
+    of a blank image in eval mode (no statistics or random numbers used)."""
+    dl, model = learn.dls.train, learn.model
+    n = -(-dl.n // num_distrib()) if num_distrib() > 1 else dl.n       # each process's share
+    if dl.drop_last or not dl.bs or n % dl.bs != 1: return None
+    single = []
+    def hook(m, inp, out):
+        if inp[0][0].numel() == inp[0].shape[1]: single.append(m)
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    training = model.training
+    try:
+        model.eval()
+        with torch.no_grad(): model(torch.zeros(1, 3, img_size, img_size, device=next(model.parameters()).device))
+    finally:
+        for h in hooks: h.remove()
+        model.train(training)
+    if not single: return None
+    name = next(k for k, m in model.named_modules() if m is single[0])
+    return (f"{n} training images in batches of {dl.bs} leave a last batch of one image, on which the model's "
+            f"BatchNorm layer {name} would see a single value per channel (data.img_size={img_size}) and cannot train; "
+            "set data.drop_last=true or change data.bs")

@@ -3,8 +3,9 @@
 `models/best.pth` and `models/last.pth` are fastai checkpoints (`learn.load`). `models/resume.pth` holds everything a
 run needs to continue as if never stopped: weights and optimizer state, the finished epoch, the random number
 generators (Python, NumPy, torch, CUDA, each DataLoader's own), fastai's smoothed loss, the best metric so far, the
-learning rate chosen, the mixed-precision loss scale and the method's state (SCN's relabels). Every file goes through
-a temporary file and a rename, so a kill leaves the previous epoch's checkpoint whole."""
+learning rate chosen, the mixed-precision loss scale, the method's state (SCN's relabels) and the resolved recipe the
+run started with (resuming refuses an edited one). Every file goes through a temporary file and a rename, so a kill
+leaves the previous epoch's checkpoint whole."""
 import random
 from contextlib import contextmanager
 import numpy as np, torch
@@ -45,9 +46,9 @@ class CheckpointCallback(TrackerCallback):
     when `with_opt`) and, when `resumable`, `models/resume.pth`; the learner keeps the last weights."""
     order = TrackerCallback.order + 1
     def __init__(self, monitor:str='accuracy', with_opt:bool=True, resumable:bool=True, lr:float|None=None,
-                 best:float|None=None):
+                 best:float|None=None, recipe:dict|None=None):
         super().__init__(monitor=monitor)
-        store_attr('with_opt,resumable,lr')
+        store_attr('with_opt,resumable,lr,recipe')
         self.initial_best = best                       # the best so far of the run this fit resumes
     def before_fit(self):
         super().before_fit()
@@ -66,7 +67,8 @@ class CheckpointCallback(TrackerCallback):
         "What `models/resume.pth` holds after this epoch."
         smooth = self.recorder.smooth_loss
         methods = {type(cb).__name__: cb.method_state() for cb in self.cbs if isinstance(cb, MethodCallback)}
-        return dict(epoch=self.epoch, n_epoch=self.n_epoch, model=weights, opt=opt, rng=rng_states(self.dls),
+        return dict(epoch=self.epoch, n_epoch=self.n_epoch, recipe=self.recipe, model=weights, opt=opt,
+                    rng=rng_states(self.dls),
                     best=float(self.best), lr=self.lr, train_iter=self.train_iter,
                     smooth_loss=dict(val=float(smooth.val), count=smooth.count), methods=methods,
                     # fp16's loss scale

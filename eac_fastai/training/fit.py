@@ -6,19 +6,20 @@ from fastai.torch_core import num_distrib, rank_distrib, set_seed
 from rich.console import Console
 from ..analysis.memorisation import MemorisationCallback
 from ..data.core import train_noise_rate
-from ..errors import UserError
+from ..errors import TrainingDiverged, UserError
 from ..files import check_output_dir, write_atomic
 from ..models.learner import export_learner
 from ..models.weights import load_torch_file
 from ..settings import Settings, load_settings
-from .build import check_distributable, recipe_dataloaders, recipe_learner
+from .build import check_distributable, last_batch_problem, recipe_dataloaders, recipe_learner
 from .checkpoint import RESUME, CheckpointCallback, HistoryLogger, restore_training_state, starting_at
+from .divergence import DivergenceCallback
 from .distributed import distributed, is_distributed, is_main_process, use_local_gpu
 from .evaluation import EvalSubsetCallback
 from .lr_find import run_lr_find
 from .progress import RichProgressCallback
 from .recipe import recipe_yaml
-from .runs import environment, new_run_dir, read_run_recipe, save_predictions, summarize_history
+from .runs import RunLock, environment, new_run_dir, read_run_recipe, save_predictions, summarize_history
 from .schedules import fit_with_schedule
 from .schema import Recipe
 
@@ -37,6 +38,7 @@ def _prepare(recipe, out, stem, settings):
                         "and data.drop_last=true; lower data.bs or set data.drop_last=false")
     learn = recipe_learner(recipe, dls, settings)
     for cb in learn.cbs.filter(lambda c: hasattr(c, 'check_data')): cb.check_data(dls)   # e.g. RUL's last batch of one
+    if problem := last_batch_problem(learn, recipe.data.img_size): raise UserError(problem)
     if not is_main_process(): return None, learn
     learn.path = run = new_run_dir(out or settings.runs, stem)
     write_atomic(run/'recipe.yaml', recipe_yaml(recipe))
@@ -53,27 +55,32 @@ def train_recipe(recipe:Recipe, out=None, stem:str='run', settings:Settings|None
                       f"{len(learn.dls.valid_ds)} {recipe.data.valid_split} images · {learn.dls.device}"
                       f"{f' × {num_distrib()} processes' if is_distributed() else ''} → {run}", soft_wrap=True)
     t = recipe.train
-    # each process finds the same rate
-    with learn.no_bar(): lr = run_lr_find(learn, recipe, run) if t.lr == 'find' else t.lr
-    if t.lr == 'find' and run is not None:
-        console.print(f"lr_find: {t.lr_find.suggestion} suggestion {lr:.2e} (lr_find.png)")
-    return _fit_and_finish(recipe, run, learn, lr, console)
+    with RunLock(run):
+        # each process finds the same rate
+        with learn.no_bar(): lr = run_lr_find(learn, recipe, run) if t.lr == 'find' else t.lr
+        if t.lr == 'find' and run is not None:
+            console.print(f"lr_find: {t.lr_find.suggestion} suggestion {lr:.2e} (lr_find.png)")
+        return _fit_and_finish(recipe, run, learn, lr, console)
 
 def _fit_and_finish(recipe:Recipe, run:Path|None, learn, lr:float, console:Console, best:float|None=None,
-                    resumed:bool=False) -> Path|None:
+                    resumed:bool=False, started:Recipe|None=None) -> Path|None:
     """The scheduled fit (checkpoints and history written every epoch), then predictions, metrics.json and export.pkl
-    (`run` None: a process other than rank 0 of several, which trains and writes nothing)."""
+    (`run` None: a process other than rank 0 of several, which trains and writes nothing). `started`: the recipe as
+    the run started, kept in its resume checkpoint (default `recipe`)."""
     t = recipe.train
     cbs = [MemorisationCallback()] if t.memorisation else []
     if t.eval_subset is not None: cbs.append(EvalSubsetCallback(**t.eval_subset.model_dump()))
+    cbs.append(guard := DivergenceCallback())
     # resuming a run of several processes: not yet (each has its own generators)
     if run is not None:
         cbs += [HistoryLogger('history.csv', append=resumed), RichProgressCallback(console),
-                CheckpointCallback('accuracy', resumable=t.resumable and not is_distributed(), lr=lr, best=best)]
+                CheckpointCallback('accuracy', resumable=t.resumable and not is_distributed(), lr=lr, best=best,
+                                   recipe=(started or recipe).model_dump(mode='json'))]
     if is_distributed() and recipe.seed is not None:
         set_seed(recipe.seed + rank_distrib(), reproducible=True)   # each its own augmentation
     with learn.no_bar(), learn.no_logging(), distributed(learn):
         fit_with_schedule(learn, t.schedule, t.epochs, lr, t.gamma, t.pct_start, cbs=cbs)
+    if guard.diverged: _diverged(run, guard.diverged, t.epochs)
     if run is None: return None
     with learn.no_bar(), learn.no_logging(): save_predictions(learn, run/f'preds_{recipe.data.valid_split}.csv')
     if recipe.method == 'scn': write_atomic(run/'scn_labels.csv', learn.scn.relabel_frame().to_csv(index=False))
@@ -91,6 +98,41 @@ def _fit_and_finish(recipe:Recipe, run:Path|None, learn, lr:float, console:Conso
                   soft_wrap=True)
     return run
 
+DIVERGED = 'diverged.json'
+
+def _diverged(run:Path|None, where:dict, epochs:int):
+    "Record in `run` where training diverged and raise `TrainingDiverged` saying where and what to check."
+    e = where['epoch']
+    if run is not None: write_atomic(run/DIVERGED, json.dumps(where, indent=2))
+    kept = (f"models/ keeps epoch {e-1}'s checkpoints and history.csv its rows" if e else "no epoch had finished")
+    error = TrainingDiverged(
+        f"{run or 'training'}: diverged: the {where['split']} loss became {where['value']} in epoch {e} of {epochs} "
+        f"(batch {where['batch']+1} of {where['n_batches']}); {kept}. Check train.lr (lower it, or lr: find), the "
+        "method's weights (eac.lam, ...), data.mean/std and the images, then start a new run")
+    error.run = run
+    raise error
+
+def _changed_keys(old:dict, new:dict, prefix:str='') -> list[str]:
+    "The dotted keys whose values differ between two nested dicts, as `key: old → new`."
+    out = []
+    for k in dict.fromkeys([*old, *new]):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict): out += _changed_keys(a, b, f'{prefix}{k}.')
+        elif a != b: out.append(f"{prefix}{k}: {a!r} → {b!r}")
+    return out
+
+def _read_history(path:Path, last_epoch:int) -> pd.DataFrame|None:
+    "The rows of history.csv up to epoch `last_epoch` (None: no file); a `UserError` when it is not one."
+    if not path.is_file(): return None
+    try: h = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as e:
+        raise UserError(f"{path}: cannot read the run's history ({str(e).splitlines()[0]}); restore it from a backup "
+                        "or start a new run") from None
+    if 'epoch' not in h or not pd.api.types.is_integer_dtype(h.epoch) or set(range(last_epoch+1)) - set(h.epoch):
+        raise UserError(f"{path}: not the history of this run (it needs an integer epoch column with epochs 0 to "
+                        f"{last_epoch}); restore it or start a new run")
+    return h[h.epoch <= last_epoch]
+
 def resume_run(run, settings:Settings|None=None, console:Console|None=None) -> Path:
     """Continue the interrupted run in folder `run` after its last finished epoch (`models/resume.pth`), in the same
     folder, as if it had never stopped: with a fixed seed on the same machine, the same history and metrics."""
@@ -98,30 +140,45 @@ def resume_run(run, settings:Settings|None=None, console:Console|None=None) -> P
     if is_distributed():
         raise UserError("--resume continues a run in one process; start it without torchrun/accelerate")
     recipe = read_run_recipe(run)
+    with RunLock(run, claim=False) as lock:                 # a live run: refused before anything is read
+        state = _resumable_state(run, recipe)
+        if recipe.seed is not None: set_seed(recipe.seed, reproducible=True)
+        started = recipe                                  # the checkpoint has the weights:
+        recipe = recipe.model_copy(update=dict(model=recipe.model.model_copy(update=dict(weights=None))))
+        learn = recipe_learner(recipe, recipe_dataloaders(recipe, settings), settings, path=run)
+        restore_training_state(learn, state, run/'models'/RESUME)
+        history = _read_history(run/'history.csv', state['epoch'])
+        lock.claim()
+        # rows of the epoch the kill interrupted after its row was written
+        if history is not None: write_atomic(run/'history.csv', history.to_csv(index=False))
+        console.print(f"[bold]resuming[/] {run} after epoch {state['epoch']} of {recipe.train.epochs}",
+                      soft_wrap=True)
+        with starting_at(learn, state):
+            return _fit_and_finish(recipe, run, learn, state['lr'], console, best=state['best'], resumed=True,
+                                   started=started)
+
+def _resumable_state(run:Path, recipe:Recipe) -> dict:
+    "The `models/resume.pth` of `run`, checked: the run is unfinished, did not diverge, and its recipe is unedited."
     if (run/'metrics.json').is_file():
         raise UserError(f"{run}: finished already (metrics.json exists); nothing to resume")
+    if (run/DIVERGED).is_file():
+        raise UserError(f"{run}: diverged ({DIVERGED}); resuming would repeat it: fix the recipe and start a new run")
     if not (run/'models'/RESUME).is_file():
         raise UserError(f"{run}: no models/{RESUME}: the run stopped before its first epoch ended "
                         "(or trained with train.resumable=false); "
                         f"start it again: eac-fastai train {run/'recipe.yaml'}")
     state = load_torch_file(run/'models'/RESUME)
-    if state.get('n_epoch') != recipe.train.epochs:
-        raise UserError(f"{run/'models'/RESUME}: written for {state.get('n_epoch')} epochs "
+    if not isinstance(state, dict) or not {'epoch', 'n_epoch', 'model', 'opt', 'lr'} <= set(state):
+        raise UserError(f"{run/'models'/RESUME}: not a resume checkpoint of eac-fastai (keys missing)")
+    if 'recipe' in state and (changed := _changed_keys(state['recipe'], recipe.model_dump(mode='json'))):
+        raise UserError(f"{run/'recipe.yaml'}: edited after the run started ({'; '.join(changed[:6])}"
+                        f"{' …' if len(changed) > 6 else ''}); the weights were trained with the old values: "
+                        "restore them, or start a new run with the new recipe")
+    if state['n_epoch'] != recipe.train.epochs:          # a checkpoint written before recipes were kept in it
+        raise UserError(f"{run/'models'/RESUME}: written for {state['n_epoch']} epochs "
                         f"but recipe.yaml says {recipe.train.epochs}; "
                         "the recipe was edited after the run started: restore it or start a new run")
-    if recipe.seed is not None: set_seed(recipe.seed, reproducible=True)
-    # the checkpoint has the weights
-    recipe = recipe.model_copy(update=dict(model=recipe.model.model_copy(update=dict(weights=None))))
-    learn = recipe_learner(recipe, recipe_dataloaders(recipe, settings), settings, path=run)
-    restore_training_state(learn, state, run/'models'/RESUME)
-    history = run/'history.csv'
-    # rows of the epoch the kill interrupted after its row was written
-    if history.is_file():
-        h = pd.read_csv(history)
-        write_atomic(history, h[h.epoch <= state['epoch']].to_csv(index=False))
-    console.print(f"[bold]resuming[/] {run} after epoch {state['epoch']} of {recipe.train.epochs}", soft_wrap=True)
-    with starting_at(learn, state):
-        return _fit_and_finish(recipe, run, learn, state['lr'], console, best=state['best'], resumed=True)
+    return state
 
 def lr_find_recipe(recipe:Recipe, out=None, stem:str='lr-find', settings:Settings|None=None) -> tuple[Path, float]:
     "Run only the recipe's lr_find into a new run directory; returns it and the chosen learning rate."

@@ -56,13 +56,31 @@ def _merge(into:dict, new:dict) -> dict:
         else: into[k] = copy.deepcopy(v)
     return into
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key, first:int, second:int): self.key, self.first, self.second = key, first, second
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    "YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last silently)."
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in seen: raise _DuplicateKey(key, seen[key]+1, key_node.start_mark.line+1)
+                seen[key] = key_node.start_mark.line
+            except TypeError: continue                  # an unhashable key: the safe loader's own error follows
+        return super().construct_mapping(node, deep)
+
 def _read_yaml(path:Path) -> dict:
     "The mapping in the YAML file at `path`, or a `RecipeError` naming the file (and line) and the problem."
     if not path.is_file():
         raise RecipeError(f"{path}: recipe file not found" + (" (it is a folder)" if path.is_dir() else ""))
     try: text = path.read_text(encoding='utf-8')
     except (OSError, UnicodeDecodeError) as e: raise RecipeError(f"{path}: cannot read the recipe ({e})") from None
-    try: cfg = yaml.safe_load(text) or {}
+    try: cfg = yaml.load(text, Loader=_UniqueKeyLoader) or {}
+    except _DuplicateKey as e:
+        raise RecipeError(f"{path}:{e.second}: key {e.key!r} is given twice (lines {e.first} and {e.second}); "
+                          "keep one") from None
     except yaml.YAMLError as e:
         mark = getattr(e, 'problem_mark', None)
         where = f":{mark.line+1}" if mark else ''

@@ -1,18 +1,20 @@
-"""Run directories: making one, what a run writes there (environment, history summary, predictions), and reading a
-finished run back (its recipe, its class order, its learner)."""
-import json, os, platform, subprocess, sys
+"""Run directories: making one, locking it while a process trains in it, what a run writes there (environment, history
+summary, predictions), and reading a finished run back (its recipe, its class order, its learner)."""
+import fcntl, json, os, platform, socket, subprocess, sys
 from datetime import datetime
 from pathlib import Path
 import numpy as np, pandas as pd, torch
+from fastai.torch_core import get_model
 from ..errors import UserError
 from ..files import check_output_dir, write_atomic
+from ..models.weights import load_torch_file
 from ..settings import Settings
 from .build import recipe_dataloaders, recipe_learner
 from .recipe import load_recipe
 from .schema import Recipe
 
-__all__ = ['new_run_dir', 'environment', 'summarize_history', 'save_predictions', 'CHECKPOINTS', 'read_run_recipe',
-           'read_run_classes', 'load_run']
+__all__ = ['new_run_dir', 'RunLock', 'environment', 'summarize_history', 'save_predictions', 'CHECKPOINTS',
+           'read_run_recipe', 'read_run_classes', 'load_run']
 
 def new_run_dir(parent, stem:str) -> Path:
     "A new, empty directory `parent/<stem>-<YYYYmmdd-HHMMSS>[-N]`; an existing one is never reused."
@@ -23,6 +25,38 @@ def new_run_dir(parent, stem:str) -> Path:
         try: d.mkdir(); return d
         except FileExistsError: continue
     raise RuntimeError(f"could not create a new run directory under {parent}")
+
+class RunLock:
+    """Hold run folder `run` for this process while it trains there: `flock` on `run/.lock`, which names the holder. A
+    second process gets a `UserError` naming the first; the system drops the lock when its process ends, even by
+    kill -9, so a stale lock is simply taken over. `claim`: write this process into the file on entering (else call
+    `claim()` once the checks pass). `run` None: a process that writes no run folder (nothing to lock)."""
+    FILE = '.lock'
+    def __init__(self, run, claim:bool=True): self.run, self.claim_now, self.file = run, claim, None
+
+    def __enter__(self):
+        if self.run is None: return self
+        path = Path(self.run)/self.FILE
+        try: self.file = open(path, 'a+')
+        except OSError as e: raise UserError(f"{self.run}: cannot lock the run folder ({e.strerror}: {path})") from None
+        try: fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.seek(0); holder = self.file.read().strip() or 'another process'
+            self.file.close()
+            raise UserError(f"{self.run}: in use by {holder}; wait for that run to end (or stop it) before "
+                            "resuming it") from None
+        if self.claim_now: self.claim()
+        return self
+
+    def claim(self):
+        "Name this process in the lock file."
+        if self.file is None: return
+        self.file.seek(0); self.file.truncate()
+        self.file.write(f"process {os.getpid()} on {socket.gethostname()} (since {datetime.now():%Y-%m-%d %H:%M:%S})\n")
+        self.file.flush()
+
+    def __exit__(self, *exc):
+        if self.file is not None: self.file.close()            # closing drops the lock
 
 def _git_sha() -> str|None:
     try: return subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True, timeout=5,
@@ -80,7 +114,11 @@ def read_run_classes(run) -> list[str]:
     """The class order of run `run`'s model: `classes` in its metrics.json, else the `prob_<class>` columns of its
     predictions."""
     run = Path(run)
-    if (m := run/'metrics.json').is_file() and (classes := json.loads(m.read_text()).get('classes')): return classes
+    if (m := run/'metrics.json').is_file():
+        try: classes = json.loads(m.read_text()).get('classes')
+        except (ValueError, AttributeError, OSError) as e:
+            raise UserError(f"{m}: not readable as the run's metrics ({str(e).splitlines()[0]}); restore it") from None
+        if classes: return classes
     for p in sorted(run.glob('preds_*.csv')):
         if cols := [c.removeprefix('prob_') for c in pd.read_csv(p, nrows=0).columns if c.startswith('prob_')]:
             return cols
@@ -99,8 +137,10 @@ def load_run(run, checkpoint:str='last', dls=None, settings:Settings|None=None) 
                                            train=recipe.train.model_copy(update=dict(precision='fp32', device='auto'))))
     dls = dls or recipe_dataloaders(recipe, settings)
     learn = recipe_learner(recipe, dls, settings, path=run)
-    try: learn.load(checkpoint, with_opt=False)
-    except RuntimeError as e:
-        raise UserError(f"{run/'models'/(checkpoint+'.pth')}: does not fit the recipe's model "
-                        f"({str(e).splitlines()[0]})") from None
+    path = run/'models'/f'{checkpoint}.pth'
+    state = load_torch_file(path)                               # tensors only: a UserError for anything else
+    if isinstance(state, dict) and 'model' in state and 'opt' in state: state = state['model']   # saved with_opt
+    try: get_model(learn.model).load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise UserError(f"{path}: does not fit the recipe's model ({str(e).splitlines()[0][:300]})") from None
     return recipe, learn

@@ -40,6 +40,19 @@ class Data(Section):
                                              description="Normalize mean per channel (ImageNet's)")
     std: tuple[float, float, float] = Field((0.229, 0.224, 0.225), description="Normalize std per channel (ImageNet's)")
 
+    @field_validator('mean', 'std', mode='before')
+    @classmethod
+    def _per_channel(cls, v):
+        if isinstance(v, (list, tuple)) and len(v) != 3:
+            raise ValueError("give 3 values, one per RGB channel")
+        return v
+
+    @field_validator('std')
+    @classmethod
+    def _positive(cls, v):
+        if not all(x > 0 for x in v): raise ValueError("values must be > 0 (Normalize divides by them)")
+        return v
+
     @model_validator(mode='after')
     def _one_source(self):
         if (self.csv is None) == (self.demo is None): raise ValueError("set exactly one of data.csv and data.demo")
@@ -66,6 +79,12 @@ class LRFind(Section):
     num_it: int = Field(100, ge=20, description="steps of the range test")
     suggestion: Literal['valley', 'slide', 'minimum', 'steep'] = Field(
         'valley', description="fastai suggestion used by train.lr: find")
+
+    @model_validator(mode='after')
+    def _range(self):
+        if self.start_lr >= self.end_lr: raise ValueError(f"start_lr ({self.start_lr:g}) must be below end_lr "
+                                                          f"({self.end_lr:g})")
+        return self
 
 class EvalSubset(Section):
     n: int = Field(2000, ge=1, description="evaluation images scored in the earlier epochs: a fixed subset, the same "

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 import yaml
 from .recipe import RecipeError, load_recipes, recipe_cells, ref_stem
+from ..errors import TrainingDiverged
 from ..files import check_output_dir, write_atomic
 
 __all__ = ['parse_grid', 'sweep_plan', 'run_sweep', 'swept_keys', 'SUMMARY']
@@ -45,11 +46,11 @@ SUMMARY = ('last5_mean_accuracy', 'final_accuracy', 'best_accuracy', 'best_epoch
 
 def swept_keys(sweep) -> list[str]:
     "The swept keys of a `sweep.csv` frame: its columns other than the cell, the run folder and the runs' figures."
-    return [c for c in sweep.columns if c not in ('cell', 'run', *SUMMARY)]
+    return [c for c in sweep.columns if c not in ('cell', 'run', 'diverged', *SUMMARY)]
 
 def run_sweep(ref, args, out, train, console=None) -> Path:
     """Train every run of `sweep_plan(ref, args)` with `train(recipe, out, stem)` under a new folder in `out`; returns
-    its `sweep.csv`."""
+    its `sweep.csv` (column `diverged`: the runs whose training diverged, which the others do not stop)."""
     import pandas as pd
     plan = sweep_plan(ref, args)
     folder = check_output_dir(out)/f"{ref_stem(ref)}-sweep-{datetime.now():%Y%m%d-%H%M%S}"
@@ -59,12 +60,16 @@ def run_sweep(ref, args, out, train, console=None) -> Path:
         if console:
             console.print(f"[bold]run {i}/{len(plan)}[/] {p['cell']} {' '.join(p['overrides'])}", highlight=False)
         tags = {**p['recipe'].tags, **{k: v if isinstance(v, str) else json.dumps(v) for k, v in p['values'].items()}}
+        values = {k: json.dumps(v) if isinstance(v, list) else v for k, v in p['values'].items()}
         # the values travel with the run
-        run = train(p['recipe'].model_copy(update=dict(tags=tags)), folder, ref_stem(p['cell']))
-        m = json.loads((run/'metrics.json').read_text())
-        rows.append(dict(cell=p['cell'],
-                         **{k: json.dumps(v) if isinstance(v, list) else v for k, v in p['values'].items()},
-                         run=str(run), **{k: m[k] for k in SUMMARY if k in m}))
+        try: run = train(p['recipe'].model_copy(update=dict(tags=tags)), folder, ref_stem(p['cell']))
+        except TrainingDiverged as e:                   # the other runs still train; the CLI exits non-zero at the end
+            if console: console.print(f"[bold red]diverged:[/] {e}", highlight=False)
+            rows.append(dict(cell=p['cell'], **values, run=str(e.run or ''), diverged=True)); run = None
+        if run is not None:
+            m = json.loads((run/'metrics.json').read_text())
+            rows.append(dict(cell=p['cell'], **values, run=str(run), **{k: m[k] for k in SUMMARY if k in m},
+                             diverged=False))
         # after every run: partial results survive
         write_atomic(folder/'sweep.csv', pd.DataFrame(rows).to_csv(index=False))
     return folder/'sweep.csv'
