@@ -128,6 +128,7 @@ class Case:
     hold: Callable[[W], Path]|None = None              # a run folder locked by this process while the command runs
     fsize: int|None = None                             # the largest file the command may write (a full disk)
     ro: bool = False                                   # uses the read-only folder
+    settings: str|bytes|None = None                    # the settings.ini the command reads instead of the world's
 
 def C(id, args, *words, code=2, **kw): return Case(id, args, words, code, **kw)
 
@@ -291,6 +292,8 @@ IMAGE_CASES = [c for kind in ('garbage', 'truncated', 'empty', 'wrong-extension'
 
 DATA_CASES = [
     C('csv-missing', lambda w: w.train(str(w.recipe), f"data.csv={w.case/'none.csv'}"), 'label CSV not found'),
+    C('markup-in-a-path', lambda w: w.train(str(w.recipe), f"data.csv={w.case/'[bold]x[/bold].csv'}"),
+      '[bold]x[/bold].csv: label CSV not found'),
     C('csv-folder', lambda w: w.train(str(w.recipe), f'data.csv={w.case}'), 'label CSV not found (it is a folder)'),
     C('root-missing', lambda w: w.train(str(w.recipe), f"data.root={w.case/'nowhere'}"),
       'not found under', 'set data.root'),
@@ -478,6 +481,24 @@ OTHER_CASES = [
 
 def _ro(id, args, *words): return C(f'read-only-{id}', args, *words, ro=True)
 
+def _settings(id, text, *words, args=None):
+    "A case reading a settings.ini of `text` (`{case}`: the case's folder) and training the demo data."
+    return C(f'settings-{id}', args or (lambda w: ['train', str(w.recipe), '~data.csv', 'data.demo={}']), *words,
+             settings=text)
+
+SETTINGS_CASES = [
+    _settings('garbage', 'garbage [[\n', 'not a valid ini file'),
+    _settings('no-section', '[paths]\ndata = d\n', 'no [eac_fastai] section'),
+    _settings('unknown-key', '[eac_fastai]\ndatas = d\n', 'unknown key(s) datas'),
+    _settings('data-is-a-file', '[eac_fastai]\ndata = {case}/settings.ini\nruns = {case}/out\n',
+              'the data folder of', 'is a file, not a folder'),
+    _settings('runs-is-a-file', '[eac_fastai]\ndata = {case}/out\nruns = {case}/settings.ini\n',
+              'runs folder', 'is a file, not a folder'),
+    _settings('weights-missing', '[eac_fastai]\nweights = {case}/w\nruns = {case}/out\n', 'w/r18.pth',
+              'weights file not found', args=lambda w: ['train', str(w.recipe), 'model.weights=r18.pth']),
+    _settings('not-utf8', b'[eac_fastai]\ndata = \xff\xfe\n', 'cannot read the settings file'),
+]
+
 ENVIRONMENT_CASES = [
     _ro('train-out', lambda w: ['train', str(w.recipe), '--out', str(w.ro/'runs')], 'is not writable'),
     _ro('lr-find-out', lambda w: ['lr-find', str(w.recipe), '--out', str(w.ro/'runs')], 'is not writable'),
@@ -504,7 +525,8 @@ ENVIRONMENT_CASES = [
     C('disk-full-make-demo', lambda w: ['make-demo', str(w.out/'d')], 'File too large', fsize=1000),
 ]
 
-CASES = RECIPES + CSV_CASES + IMAGE_CASES + DATA_CASES + RUN_CASES + RESUME_CASES + OTHER_CASES + ENVIRONMENT_CASES
+CASES = (RECIPES + CSV_CASES + IMAGE_CASES + DATA_CASES + RUN_CASES + RESUME_CASES + OTHER_CASES + SETTINGS_CASES
+         + ENVIRONMENT_CASES)
 
 def _snapshot(root:Path, skip:Path) -> dict:
     "Every file under `root` but `skip`'s: size and modification time."
@@ -518,12 +540,15 @@ def test_the_catalogue_has_150_cases_with_unique_names():
 def test_bad_input(case, world, tmp_path):
     w = W(**world, case=tmp_path, out=tmp_path/'out')
     if case.ro and w.ro is None: pytest.skip("no read-only folder can be made here (root without mount)")
-    args = case.args(w)
+    args, env = case.args(w), None
+    if case.settings is not None:
+        text = case.settings.replace('{case}', str(w.case)) if isinstance(case.settings, str) else case.settings
+        env = {'EAC_FASTAI_SETTINGS': str(w.file('settings.ini', text))}
     before = _snapshot(w.base, skip=w.base/'runs') | _snapshot(tmp_path, skip=w.out)
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)
     try:
         if case.fsize: resource.setrlimit(resource.RLIMIT_FSIZE, (case.fsize, limit[1]))
-        if case.hold is None: r = CliRunner().invoke(app, args)
+        if case.hold is None: r = CliRunner().invoke(app, args, env=env)
         else:
             with RunLock(case.hold(w)): r = CliRunner().invoke(app, args)
             before = {p: v for p, v in before.items() if p.name != RunLock.FILE}    # the holder's own claim

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 import typer
 from rich.console import Console
+from rich.markup import escape
 from ..errors import UserError
 
 __all__ = ['user_errors']
@@ -26,7 +27,7 @@ def user_errors(f):
                 raise UserError(f"{e.filename or 'a file'}: {e.strerror}; check the free space and the permissions "
                                 "of the folders involved") from None
         except UserError as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code)
     return wrapper
 

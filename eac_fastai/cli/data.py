@@ -3,6 +3,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 import typer
+from rich.markup import escape
 from ..errors import UserError
 from ..files import check_new_file
 from .common import OverwriteOpt, Overrides, RecipeArg, app, console, err_console, user_errors
@@ -27,10 +28,10 @@ def check_data(recipe: RecipeArg, overrides: Overrides = None):
     for label, row in counts.iterrows(): table.add_row(str(label), *map(str, row))
     table.add_row('[bold]total', *(f"[bold]{n}" for n in counts.sum()))
     console.print(table)
-    for w in warnings: err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+    for w in warnings: err_console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
     if problems:
         err_console.print(f"[bold red]{len(problems)} problem(s):[/]", highlight=False)
-        for prob in problems: err_console.print(f"  - {prob}", highlight=False, soft_wrap=True)
+        for prob in problems: err_console.print(f"  - {escape(prob)}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     console.print(f"no problems found: {int(counts.values.sum())} images, {len(counts)} classes, "
                   f"evaluated on split={r.data.valid_split}")

@@ -3,6 +3,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 import typer
 from rich.syntax import Syntax
+from rich.markup import escape
 from ..errors import UserError
 from .common import OutOpt, Overrides, RecipeArg, app, console, user_errors
 
@@ -86,7 +87,7 @@ def sweep(recipe: Annotated[str, typer.Argument(help="recipe YAML, FILE#cell, or
     from ..training.fit import train_recipe
     if dry_run:
         plan = sweep_plan(recipe, grid)
-        for p in plan: console.print(f"{p['cell']} {' '.join(p['overrides'])}", highlight=False)
+        for p in plan: console.print(escape(f"{p['cell']} {' '.join(p['overrides'])}"), highlight=False)
         console.print(f"{len(plan)} run(s)"); return
     csv = run_sweep(recipe, grid, out or load_settings().runs,
                     lambda r, o, stem: train_recipe(r, o, stem, console=console), console)
@@ -123,5 +124,5 @@ def _warn_missing(r, settings):
     if r.model.weights: paths.append(('model.weights', settings.weights_path(r.model.weights), Path.is_file))
     for key, p, exists in paths:
         if not exists(p):
-            console.print(f"[yellow]warning:[/] {key}: {p} does not exist yet "
+            console.print(f"[yellow]warning:[/] {key}: {escape(str(p))} does not exist yet "
                           f"(or is not a {'folder' if exists is Path.is_dir else 'file'})", highlight=False)

@@ -8,6 +8,7 @@ from torch import nn
 from ..data.core import label_dataloaders
 from ..data.demo import DemoSpec, demo_dataset
 from ..errors import UserError
+from ..files import check_output_dir
 from ..methods import method_callback
 from ..models.learner import eac_learner
 from ..settings import Settings, load_settings
@@ -27,6 +28,7 @@ def resolve_data(recipe:Recipe, settings:Settings, create:bool=True) -> DataSour
     "The recipe's CSV and image root, paths resolved through `settings`; the demo data is generated when `create`."
     d = recipe.data
     if d.demo is not None:
+        if create: check_output_dir(settings.data, f"the data folder of {settings.source or 'the settings'}")
         csv = demo_dataset(settings.data, DemoSpec(**d.demo.model_dump()), create)
     else: csv = settings.data_path(d.csv)
     return DataSource(csv, settings.data_path(d.root) if d.root else csv.parent)

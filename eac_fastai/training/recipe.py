@@ -5,7 +5,7 @@ others (`base: file.yaml` or a list, relative to it, merged in order, its own ke
 (`matrix:` axes → values → recipe keys, dotted, plus an optional `base`) names one recipe per combination of axis
 values, `FILE#value1-value2-…`: the file's own keys, then each axis's bases and keys in axis order (later axes win);
 `{axis}` in a string value is replaced by the cell's value of that axis, and the axis values become its `tags`."""
-import copy, fnmatch, itertools
+import copy, fnmatch, itertools, re
 from pathlib import Path
 import yaml
 from pydantic import ValidationError
@@ -183,6 +183,7 @@ def load_recipes(ref, overrides=()) -> dict[str, Recipe]:
     return out
 
 _TYPE_TAGS = {'float', 'int', 'str', 'bool'}
+_NAMES_KEY = re.compile(r'^[a-z_]+(\.[a-z_0-9]+)+: ')
 
 def _format_errors(e:ValidationError, source) -> str:
     "One line per bad key; the alternatives of a union (`lr: 1e-3 | find`) are merged into one line."
@@ -195,7 +196,9 @@ def _format_errors(e:ValidationError, source) -> str:
                   else '')
         msgs, _ = problems.setdefault(loc, ([], suffix))
         if msg not in msgs: msgs.append(msg)
-    lines = [f"  {loc}: {' or '.join(msgs)}{suffix}" for loc, (msgs, suffix) in problems.items()]
+    # a recipe-wide check names its own key (`eac.ramp: ...`)
+    lines = [f"  {'' if loc == '(top level)' and _NAMES_KEY.match(msgs[0]) else loc + ': '}{' or '.join(msgs)}{suffix}"
+             for loc, (msgs, suffix) in problems.items()]
     return f"{source}: {len(lines)} problem(s):\n" + '\n'.join(lines)
 
 def load_recipe(ref, overrides=()) -> Recipe:

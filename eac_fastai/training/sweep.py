@@ -6,6 +6,7 @@ import itertools, json
 from datetime import datetime
 from pathlib import Path
 import yaml
+from rich.markup import escape
 from .recipe import RecipeError, load_recipes, recipe_cells, ref_stem
 from ..errors import TrainingDiverged
 from ..files import check_output_dir, write_atomic
@@ -58,13 +59,14 @@ def run_sweep(ref, args, out, train, console=None) -> Path:
     rows = []
     for i, p in enumerate(plan, 1):
         if console:
-            console.print(f"[bold]run {i}/{len(plan)}[/] {p['cell']} {' '.join(p['overrides'])}", highlight=False)
+            console.print(f"[bold]run {i}/{len(plan)}[/] {escape(p['cell'] + ' ' + ' '.join(p['overrides']))}",
+                          highlight=False)
         tags = {**p['recipe'].tags, **{k: v if isinstance(v, str) else json.dumps(v) for k, v in p['values'].items()}}
         values = {k: json.dumps(v) if isinstance(v, list) else v for k, v in p['values'].items()}
         # the values travel with the run
         try: run = train(p['recipe'].model_copy(update=dict(tags=tags)), folder, ref_stem(p['cell']))
         except TrainingDiverged as e:                   # the other runs still train; the CLI exits non-zero at the end
-            if console: console.print(f"[bold red]diverged:[/] {e}", highlight=False)
+            if console: console.print(f"[bold red]diverged:[/] {escape(str(e))}", highlight=False)
             rows.append(dict(cell=p['cell'], **values, run=str(e.run or ''), diverged=True)); run = None
         if run is not None:
             m = json.loads((run/'metrics.json').read_text())
