@@ -335,6 +335,16 @@ def _checkpoint_cases():
                                                                        '-o', str(w.out/'l.csv')], *words)]
     return out
 
+def _foreign_onnx(w) -> Path:
+    "A valid ONNX model (an identity) without eac-fastai's metadata."
+    import onnx
+    from onnx import TensorProto, helper
+    x = helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 3, 32, 32])
+    y = helper.make_tensor_value_info('y', TensorProto.FLOAT, [1, 3, 32, 32])
+    model = helper.make_model(helper.make_graph([helper.make_node('Identity', ['x'], ['y'])], 'g', [x], [y]))
+    onnx.save(model, w.case/'foreign.onnx')
+    return w.case/'foreign.onnx'
+
 def _edit(run, old, new):
     f = run/'recipe.yaml'; f.write_text(f.read_text().replace(old, new))
 
@@ -365,6 +375,17 @@ RUN_CASES = [*_checkpoint_cases(),
     C('predict-metrics-broken', lambda w: ['predict', str(w.run_copy(True, lambda r: (r/'metrics.json').write_text(
         '{"classes": ['))), str(w.images())], 'metrics.json'),
     C('predict-no-classes', lambda w: ['predict', str(w.unfinished), str(w.images())], 'class order'),
+    C('predict-onnx-not-onnx', lambda w: ['predict', str(w.file('m.onnx', b'not onnx')), str(w.images())],
+      'm.onnx: not an ONNX model'),
+    C('predict-onnx-foreign', lambda w: ['predict', str(_foreign_onnx(w)), str(w.images())],
+      'no class names and image size in its metadata'),
+    C('predict-onnx-missing', lambda w: ['predict', str(w.case/'none.onnx'), str(w.images())], 'no such ONNX file'),
+    C('export-not-a-run', lambda w: ['export', str(w.case), '-o', str(w.out/'m.onnx')], 'not a run directory'),
+    C('export-format', lambda w: ['export', str(w.run), '--format', 'tflite', '-o', str(w.out/'m.onnx')],
+      "'tflite' is not one of"),
+    C('export-output-exists', lambda w: ['export', str(w.run), '-o', str(w.file('m.onnx', 'x'))], 'already exists'),
+    C('export-checkpoint-code', lambda w: ['export', str(w.checkpoint(pickle.dumps(Evil()))), '-o',
+                                           str(w.out/'m.onnx')], 'refused to load'),
     C('report-not-a-folder', lambda w: ['report', str(w.case/'x')], 'no such run or sweep folder'),
     C('report-not-a-run', lambda w: ['report', str(w.images())], 'neither a run folder'),
     C('report-output-exists', lambda w: ['report', str(w.run), '-o', str(w.file('r.html', 'x'))], 'already exists'),
@@ -511,6 +532,8 @@ ENVIRONMENT_CASES = [
     _ro('label-issues-in-run', lambda w: ['label-issues', str(w.ro/'run')], 'ro/run is not writable'),
     _ro('make-demo', lambda w: ['make-demo', str(w.ro/'demo')], 'is not writable'),
     _ro('convert', lambda w: ['convert', 'imagefolder', str(w.images()), '-o', str(w.ro/'i.csv')], 'is not writable'),
+    _ro('export', lambda w: ['export', str(w.run), '-o', str(w.ro/'m.onnx')], 'is not writable'),
+    _ro('export-in-run', lambda w: ['export', str(w.ro/'run')], 'ro/run is not writable'),
     _ro('table-csv', lambda w: ['table', str(w.run), '--csv', str(w.ro/'t.csv')], 'is not writable'),
     _ro('resume', lambda w: ['train', '--resume', str(w.ro/'unfinished')], 'cannot lock the run folder'),
     C('disk-full-make-noise', lambda w: ['make-noise', str(w.csv), '-o', str(w.out/'n.csv')], 'n.csv: cannot write it',
@@ -519,6 +542,8 @@ ENVIRONMENT_CASES = [
       fsize=20_000),
     C('disk-full-label-issues', lambda w: ['label-issues', str(w.run), '-o', str(w.out/'l.csv')],
       'l.csv: cannot write it', fsize=1000),
+    C('disk-full-export', lambda w: ['export', str(w.run), '-o', str(w.out/'m.onnx')], 'm.onnx: cannot write it',
+      fsize=50_000),
     C('disk-full-table', lambda w: ['table', str(w.run), '--csv', str(w.out/'t.csv')], 't.csv: cannot write it',
       fsize=10),
     C('disk-full-convert', lambda w: ['convert', 'imagefolder', str(w.images(0, 0)), '-o', str(w.out/'i.csv')],

@@ -1,5 +1,5 @@
 "report, label-issues and predict on a finished demo run, through the CLI; the report rendered in headless Chromium."
-import os, re, shutil, subprocess
+import json, os, re, shutil, subprocess
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from PIL import Image
@@ -134,3 +134,31 @@ def test_sweep_report_plots_the_ablation(tmp_path):
     # one line per noise level
     assert ax.get_xlabel() == 'eac.lam' and len(ax.lines) == 2
     assert list(ax.lines[0].get_xdata()) == [1, 3, 5] and ax.lines[0].get_ydata()[-1] == pytest.approx(55)
+
+def test_onnx_export_runs_in_onnxruntime_as_the_run_does(run, tmp_path):
+    "On real face photos (scikit-image's astronaut and an LFW face) and demo faces; batches of 2, 2 and 1."
+    import onnx
+    from skimage import data
+    imgs = tmp_path/'imgs'; imgs.mkdir()
+    Image.fromarray(data.astronaut()).save(imgs/'astronaut.png')
+    Image.fromarray((data.lfw_subset()[0]*255).astype(np.uint8)).save(imgs/'lfw.png')
+    for f in sorted(run.parent.parent.glob('data/demo-*/images/test/*.png'))[:3]: shutil.copy(f, imgs/f.name)
+    r = CliRunner().invoke(app, ['export', str(run), '-o', str(tmp_path/'m.onnx')])
+    assert r.exit_code == 0, r.output
+    meta = {p.key: p.value for p in onnx.load(tmp_path/'m.onnx').metadata_props}
+    classes = json.loads((run/'metrics.json').read_text())['classes']
+    assert json.loads(meta['classes']) == classes and meta['img_size'] == '32' and meta['method'] == 'eac'
+    for source, out in ((run, 'torch.csv'), (tmp_path/'m.onnx', 'onnx.csv')):
+        r = CliRunner().invoke(app, ['predict', str(source), str(imgs), '--bs', '2', '-o', str(tmp_path/out)])
+        assert r.exit_code == 0, r.output
+    t, o = pd.read_csv(tmp_path/'torch.csv'), pd.read_csv(tmp_path/'onnx.csv')
+    assert len(t) == 5 and (t.image == o.image).all() and (t.pred == o.pred).all()
+    assert np.abs(t.filter(like='prob_').to_numpy() - o.filter(like='prob_').to_numpy()).max() <= 1e-4
+    # refused with a message, nothing written
+    (tmp_path/'fake.onnx').write_bytes(b'not onnx')
+    for args, words in [(['predict', str(tmp_path/'fake.onnx'), str(imgs)], 'not an ONNX model'),
+                        (['export', str(run), '--format', 'tflite'], "'tflite' is not one of"),
+                        (['export', str(run), '-o', str(tmp_path/'m.onnx')], 'already exists')]:
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 2 and words in r.output, r.output
+    assert not (run/'model.onnx').exists()

@@ -1,20 +1,23 @@
-"""Inference: class probabilities for image files, from a run directory or an exported learner.
+"""Inference: class probabilities for image files, from a run directory, an exported learner or an ONNX export.
 
 A run directory is rebuilt from its `recipe.yaml` and `models/<checkpoint>.pth` (loaded with `weights_only`: nothing in
 it can run code), on a DataBlock over the images given, so the training data need not be there. An `export.pkl`
 (`learn.export`, written by every run, without the training callbacks) is a pickle: `load_learner` runs code from it,
-so `inference_learner` loads one only with `trust_pickle=True` (`--trust-pickle`): for exports you made. Either way
-an image is read as in training: RGB (grayscale, palette and RGBA images converted, 16-bit images scaled to 8 bits),
+so `inference_learner` loads one only with `trust_pickle=True` (`--trust-pickle`): for exports you made. An ONNX file
+(`export_run_onnx`, `eac-fastai export RUN --format onnx`) holds no code and runs with ONNX Runtime. Every way an image
+is read as in training: RGB (grayscale, palette and RGBA images converted, 16-bit images scaled to 8 bits),
 squish-resized, normalised."""
+import tempfile
 from pathlib import Path
-import pandas as pd, torch
+import numpy as np, pandas as pd, torch
 from fastai.learner import load_learner
 from ..data.convert import IMAGE_EXTS
 from ..data.core import image_problem, noisy_label_block
 from ..errors import UserError
+from ..models.onnx import OnnxClassifier, export_onnx
 from ..training.runs import load_run, read_run_classes, read_run_recipe
 
-__all__ = ['image_files', 'inference_learner', 'predict_images']
+__all__ = ['image_files', 'inference_learner', 'predict_images', 'predict_onnx', 'export_run_onnx']
 
 def image_files(inputs) -> list[Path]:
     """The image files named by `inputs` (files, or folders searched recursively for `IMAGE_EXTS`), in order,
@@ -46,15 +49,43 @@ def inference_learner(source, files, checkpoint:str='last', bs:int=64, trust_pic
             raise UserError(f"{source}: not a learner exported by fastai ({type(e).__name__}: {e})") from None
     if not source.is_dir(): raise UserError(f"{source}: no such run directory or export file")
     r, classes = read_run_recipe(source), read_run_classes(source)
-    block = noisy_label_block(classes, r.data.img_size, (list(r.data.mean), list(r.data.std)))
-    frame = pd.DataFrame(dict(path=[str(f) for f in files[:1]]*2, label=classes[0], is_valid=[False, True]))
-    dls = block.dataloaders(frame, bs=bs, device='cuda' if torch.cuda.is_available() else 'cpu')
+    dls = _image_dls(classes, r.data.img_size, (list(r.data.mean), list(r.data.std)), files[0], bs)
     return load_run(source, checkpoint, dls=dls)[1]
+
+def _image_dls(classes, img_size:int, stats, example, bs:int):
+    "DataLoaders decoding images as in training (RGB, squish-resize, Normalize by `stats`), made from one `example`."
+    frame = pd.DataFrame(dict(path=[str(example)]*2, label=classes[0], is_valid=[False, True]))
+    return noisy_label_block(classes, img_size, stats).dataloaders(
+        frame, bs=bs, device='cuda' if torch.cuda.is_available() else 'cpu')
+
+def _prediction_frame(files, probs, vocab) -> pd.DataFrame:
+    "One row per image: `image`, `pred` (the most probable class), `prob_<class>` in the model's order."
+    probs = np.asarray(probs)
+    out = pd.DataFrame(dict(image=[str(f) for f in files], pred=[vocab[i] for i in probs.argmax(1).tolist()]))
+    return pd.concat([out, pd.DataFrame(probs, columns=[f'prob_{c}' for c in vocab])], axis=1)
 
 def predict_images(learn, files, bs:int=64) -> pd.DataFrame:
     """One row per image: `image`, `pred` (the most probable class) and `prob_<class>` for every class,
     in the model's order."""
-    vocab = list(learn.dls.vocab)
     with learn.no_bar(): probs, _ = learn.get_preds(dl=learn.dls.test_dl([str(f) for f in files], bs=bs))
-    out = pd.DataFrame(dict(image=[str(f) for f in files], pred=[vocab[i] for i in probs.argmax(1).tolist()]))
-    return pd.concat([out, pd.DataFrame(probs.numpy(), columns=[f'prob_{c}' for c in vocab])], axis=1)
+    return _prediction_frame(files, probs.numpy(), list(learn.dls.vocab))
+
+def predict_onnx(path, files, bs:int=64) -> pd.DataFrame:
+    """`predict_images` with an ONNX file from `eac-fastai export`, run by ONNX Runtime: images decoded and resized as
+    in training, its own Normalize and softmax."""
+    model = OnnxClassifier(path)
+    dl = _image_dls(model.classes, model.img_size, ([0.]*3, [1.]*3), files[0], bs).test_dl([str(f) for f in files])
+    return _prediction_frame(files, np.concatenate([model(xb) for xb, *_ in dl]), model.classes)
+
+def export_run_onnx(run, path, checkpoint:str='last') -> Path:
+    """Export the model of run folder `run` (its `checkpoint`) to the ONNX file `path` (`export_onnx`: Normalize and
+    softmax folded in, the class names in its metadata); the run's data need not be there."""
+    from PIL import Image
+    from .. import __version__
+    r, run = read_run_recipe(run), Path(run)
+    with tempfile.TemporaryDirectory() as d:                   # the learner is built on one blank image
+        Image.new('RGB', (r.data.img_size,)*2).save(Path(d)/'blank.png')
+        learn = inference_learner(run, [Path(d)/'blank.png'], checkpoint)
+    return export_onnx(learn.model, path, list(learn.dls.vocab), r.data.img_size, r.data.mean, r.data.std,
+                       method=r.method, arch=r.model.arch, checkpoint=checkpoint, run=run.resolve(),
+                       eac_fastai=__version__)

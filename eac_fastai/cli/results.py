@@ -1,4 +1,5 @@
 "Commands on finished runs: table, report, label-issues, predict."
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 import typer
@@ -74,8 +75,8 @@ def label_issues(run: Annotated[Path, typer.Argument(help="a run folder (its dat
 
 @app.command()
 @user_errors
-def predict(source: Annotated[Path, typer.Argument(help="a run folder (its recipe + models/CHECKPOINT.pth) "
-                                                       "or an export .pkl")],
+def predict(source: Annotated[Path, typer.Argument(help="a run folder (its recipe + models/CHECKPOINT.pth), "
+                                                       "an ONNX export (.onnx) or an export .pkl")],
             images: Annotated[list[Path], typer.Argument(help="image files or folders (searched recursively)")],
             output: Annotated[Optional[Path], typer.Option('-o', '--output',
                                                            help="CSV to write (default: print CSV)")] = None,
@@ -85,12 +86,30 @@ def predict(source: Annotated[Path, typer.Argument(help="a run folder (its recip
             trust_pickle: Annotated[bool, typer.Option(
                 '--trust-pickle', help="load an export .pkl (a pickle can run code: only files you made)")] = False):
     "Class probabilities for images: one row per image with the predicted class and prob_<class> columns."
-    from ..analysis.predict import image_files, inference_learner, predict_images
+    from ..analysis.predict import image_files, inference_learner, predict_images, predict_onnx
     from ..files import write_atomic
     if output is not None: check_new_file(output, overwrite)
     files = image_files(images)
-    preds = predict_images(inference_learner(source, files, checkpoint, bs, trust_pickle), files, bs)
+    if source.suffix.lower() == '.onnx': preds = predict_onnx(source, files, bs)
+    else: preds = predict_images(inference_learner(source, files, checkpoint, bs, trust_pickle), files, bs)
     if output is None: print(preds.to_csv(index=False), end='')
     else:
         write_atomic(output, preds.to_csv(index=False))
         console.print(f"{len(preds)} images → {output}", highlight=False)
+
+class ExportFormat(str, Enum):
+    onnx = 'onnx'
+
+@app.command()
+@user_errors
+def export(run: Annotated[Path, typer.Argument(help="a run folder (its recipe + models/CHECKPOINT.pth)")],
+           format: Annotated[ExportFormat, typer.Option('--format', help="onnx: an ONNX file for ONNX Runtime and "
+                                                                       "other deployment stacks")] = ExportFormat.onnx,
+           output: Annotated[Optional[Path], typer.Option('-o', '--output',
+                                                          help="file to write (default: RUN/model.onnx)")] = None,
+           checkpoint: CheckpointOpt = 'last', overwrite: OverwriteOpt = False):
+    ("Export a run's model: ONNX with Normalize and softmax folded in ([0, 1] RGB in, probabilities out), any batch "
+     "size, class names in its metadata.")
+    from ..analysis.predict import export_run_onnx
+    output = check_new_file(output or run/'model.onnx', overwrite)
+    console.print(f"ONNX → {export_run_onnx(run, output, checkpoint)}", highlight=False)
