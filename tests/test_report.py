@@ -162,3 +162,34 @@ def test_onnx_export_runs_in_onnxruntime_as_the_run_does(run, tmp_path):
         r = CliRunner().invoke(app, args)
         assert r.exit_code == 2 and words in r.output, r.output
     assert not (run/'model.onnx').exists()
+
+def test_evaluate_and_flip_tta(run, tmp_path):
+    "evaluate reproduces the run's final accuracy; flip TTA averages each image's and its mirror's probabilities."
+    import torch
+    from eac_fastai.analysis.outputs import outputs
+    from eac_fastai.training.runs import load_run
+    metrics = json.loads((run/'metrics.json').read_text())
+    r = CliRunner().invoke(app, ['evaluate', str(run), '-o', str(tmp_path/'e.csv')])
+    assert r.exit_code == 0 and f"accuracy {metrics['final_accuracy']:.4f} on 21 valid images" in r.output, r.output
+    e = pd.read_csv(tmp_path/'e.csv')
+    assert len(e) == 21 and (e.pred == e.label).mean() == pytest.approx(metrics['final_accuracy'])
+    r = CliRunner().invoke(app, ['evaluate', str(run), '--split', 'test', '--tta', 'flip'])
+    assert r.exit_code == 0 and 'on 14 test images' in r.output and 'tta flip' in r.output, r.output
+    _, learn = load_run(run)
+    xb = next(iter(learn.dls.valid))[0]
+    plain, flip = (outputs(learn.model, [(xb,)], tta)[0] for tta in (None, 'flip'))
+    mirrored = outputs(learn.model, [(xb.flip(-1),)])[0]
+    assert torch.allclose(flip, (plain + mirrored)/2, atol=1e-6) and not torch.allclose(flip, plain, atol=1e-4)
+    # predict with TTA: the run and its ONNX export agree
+    imgs = sorted(run.parent.parent.glob('data/demo-*/images/test/*.png'))[:4]
+    assert CliRunner().invoke(app, ['export', str(run), '-o', str(tmp_path/'m.onnx')]).exit_code == 0
+    for source, out in ((run, 't.csv'), (tmp_path/'m.onnx', 'o.csv')):
+        r = CliRunner().invoke(app, ['predict', str(source), *map(str, imgs), '--tta', 'flip', '-o', str(tmp_path/out)])
+        assert r.exit_code == 0, r.output
+    t, o = pd.read_csv(tmp_path/'t.csv'), pd.read_csv(tmp_path/'o.csv')
+    assert np.abs(t.filter(like='prob_').to_numpy() - o.filter(like='prob_').to_numpy()).max() <= 1e-4
+    for args, words in [(['evaluate', str(run), '--tta', 'rotate'], "'rotate' is not one of"),
+                        (['evaluate', str(run), '--split', 'train'], 'choose valid or test'),
+                        (['predict', str(run), str(imgs[0]), '--tta', 'five-crop'], "'five-crop' is not one of")]:
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 2 and words in r.output, r.output

@@ -11,7 +11,7 @@ import numpy as np, pandas as pd, torch, torch.nn.functional as F
 from torch import Tensor
 from ..data.core import CLEAN
 
-__all__ = ['Rows', 'training_dl', 'outputs', 'TrainingOutputs', 'training_outputs', 'attention_maps']
+__all__ = ['Rows', 'training_dl', 'TTA', 'outputs', 'TrainingOutputs', 'training_outputs', 'attention_maps']
 
 class Rows(torch.utils.data.Dataset):
     "The items of `ds` at positions `rows`."
@@ -28,15 +28,22 @@ def _body_head(model):
     model = getattr(model, 'module', model)
     return model[0], model[1]
 
-def outputs(model, dl) -> tuple[Tensor, Tensor]:
-    "Softmax probabilities (N×K) and globally averaged body features (N×C) of every image of `dl`, on the CPU."
+TTA = ('flip',)                                         # test-time augmentations `outputs` knows
+
+def outputs(model, dl, tta:str|None=None) -> tuple[Tensor, Tensor]:
+    """Softmax probabilities (N×K) and globally averaged body features (N×C) of every image of `dl`, on the CPU.
+    `tta='flip'`: the probabilities are the mean of the image's and its mirror's (the symmetry EAC trains for); the
+    features stay the image's."""
+    if tta not in (None, *TTA): raise ValueError(f"tta {tta!r}: choose one of {', '.join(TTA)}")
     body, head = _body_head(model)
     training, probs, feats = model.training, [], []
     model.eval()
     with torch.no_grad():
         for xb, *_ in dl:
             f = body(xb)
-            probs.append(F.softmax(head(f).float(), 1).cpu()); feats.append(f.float().mean((2, 3)).cpu())
+            p = F.softmax(head(f).float(), 1)
+            if tta == 'flip': p = (p + F.softmax(head(body(xb.flip(-1))).float(), 1))/2
+            probs.append(p.cpu()); feats.append(f.float().mean((2, 3)).cpu())
     model.train(training)
     return torch.cat(probs), torch.cat(feats)
 

@@ -15,9 +15,11 @@ from ..data.convert import IMAGE_EXTS
 from ..data.core import image_problem, noisy_label_block
 from ..errors import UserError
 from ..models.onnx import OnnxClassifier, export_onnx
-from ..training.runs import load_run, read_run_classes, read_run_recipe
+from .outputs import outputs
+from ..training.build import recipe_dataloaders
+from ..training.runs import load_run, predictions, read_run_classes, read_run_recipe
 
-__all__ = ['image_files', 'inference_learner', 'predict_images', 'predict_onnx', 'export_run_onnx']
+__all__ = ['image_files', 'inference_learner', 'predict_images', 'predict_onnx', 'export_run_onnx', 'evaluate_run']
 
 def image_files(inputs) -> list[Path]:
     """The image files named by `inputs` (files, or folders searched recursively for `IMAGE_EXTS`), in order,
@@ -64,18 +66,20 @@ def _prediction_frame(files, probs, vocab) -> pd.DataFrame:
     out = pd.DataFrame(dict(image=[str(f) for f in files], pred=[vocab[i] for i in probs.argmax(1).tolist()]))
     return pd.concat([out, pd.DataFrame(probs, columns=[f'prob_{c}' for c in vocab])], axis=1)
 
-def predict_images(learn, files, bs:int=64) -> pd.DataFrame:
+def predict_images(learn, files, bs:int=64, tta:str|None=None) -> pd.DataFrame:
     """One row per image: `image`, `pred` (the most probable class) and `prob_<class>` for every class,
-    in the model's order."""
-    with learn.no_bar(): probs, _ = learn.get_preds(dl=learn.dls.test_dl([str(f) for f in files], bs=bs))
+    in the model's order; `tta='flip'`: probabilities averaged with the mirrored image's."""
+    probs, _ = outputs(learn.model, learn.dls.test_dl([str(f) for f in files], bs=bs), tta)
     return _prediction_frame(files, probs.numpy(), list(learn.dls.vocab))
 
-def predict_onnx(path, files, bs:int=64) -> pd.DataFrame:
+def predict_onnx(path, files, bs:int=64, tta:str|None=None) -> pd.DataFrame:
     """`predict_images` with an ONNX file from `eac-fastai export`, run by ONNX Runtime: images decoded and resized as
     in training, its own Normalize and softmax."""
     model = OnnxClassifier(path)
     dl = _image_dls(model.classes, model.img_size, ([0.]*3, [1.]*3), files[0], bs).test_dl([str(f) for f in files])
-    return _prediction_frame(files, np.concatenate([model(xb) for xb, *_ in dl]), model.classes)
+    mirror = {None: lambda xb: 0, 'flip': lambda xb: model(xb.flip(-1))}[tta]
+    probs = [(model(xb) + mirror(xb))/(2 if tta else 1) for xb, *_ in dl]
+    return _prediction_frame(files, np.concatenate(probs), model.classes)
 
 def export_run_onnx(run, path, checkpoint:str='last') -> Path:
     """Export the model of run folder `run` (its `checkpoint`) to the ONNX file `path` (`export_onnx`: Normalize and
@@ -89,3 +93,10 @@ def export_run_onnx(run, path, checkpoint:str='last') -> Path:
     return export_onnx(learn.model, path, list(learn.dls.vocab), r.data.img_size, r.data.mean, r.data.std,
                        method=r.method, arch=r.model.arch, checkpoint=checkpoint, run=run.resolve(),
                        eac_fastai=__version__)
+
+def evaluate_run(run, split:str|None=None, checkpoint:str='last', tta:str|None=None) -> pd.DataFrame:
+    """The predictions of run folder `run`'s model on an evaluation split of its data (default: the recipe's
+    `data.valid_split`), optionally with test-time augmentation: `predictions`' columns, the given label in `label`."""
+    r = read_run_recipe(run)
+    if split is not None: r = r.model_copy(update=dict(data=r.data.model_copy(update=dict(valid_split=split))))
+    return predictions(load_run(run, checkpoint, dls=recipe_dataloaders(r))[1], tta=tta)

@@ -1,4 +1,4 @@
-"Commands on finished runs: table, report, label-issues, predict."
+"Commands on finished runs: table, report, label-issues, predict, evaluate, export."
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -6,6 +6,13 @@ import typer
 from ..errors import UserError
 from ..files import check_new_file
 from .common import CheckpointOpt, OverwriteOpt, app, console, user_errors
+
+class TTA(str, Enum):
+    none = 'none'
+    flip = 'flip'
+
+TTAOpt = Annotated[TTA, typer.Option('--tta', help="flip: average the probabilities of each image and its mirror")]
+def _tta(tta:TTA) -> str|None: return None if tta == TTA.none else tta.value
 
 @app.command()
 @user_errors
@@ -84,18 +91,39 @@ def predict(source: Annotated[Path, typer.Argument(help="a run folder (its recip
             bs: Annotated[int, typer.Option(min=1, help="images per batch")] = 64,
             overwrite: OverwriteOpt = False,
             trust_pickle: Annotated[bool, typer.Option(
-                '--trust-pickle', help="load an export .pkl (a pickle can run code: only files you made)")] = False):
+                '--trust-pickle', help="load an export .pkl (a pickle can run code: only files you made)")] = False,
+            tta: TTAOpt = TTA.none):
     "Class probabilities for images: one row per image with the predicted class and prob_<class> columns."
     from ..analysis.predict import image_files, inference_learner, predict_images, predict_onnx
     from ..files import write_atomic
     if output is not None: check_new_file(output, overwrite)
     files = image_files(images)
-    if source.suffix.lower() == '.onnx': preds = predict_onnx(source, files, bs)
-    else: preds = predict_images(inference_learner(source, files, checkpoint, bs, trust_pickle), files, bs)
+    if source.suffix.lower() == '.onnx': preds = predict_onnx(source, files, bs, _tta(tta))
+    else: preds = predict_images(inference_learner(source, files, checkpoint, bs, trust_pickle), files, bs, _tta(tta))
     if output is None: print(preds.to_csv(index=False), end='')
     else:
         write_atomic(output, preds.to_csv(index=False))
         console.print(f"{len(preds)} images → {output}", highlight=False)
+
+@app.command()
+@user_errors
+def evaluate(run: Annotated[Path, typer.Argument(help="a run folder (its data must be where its recipe says)")],
+             split: Annotated[Optional[str], typer.Option(help="valid or test (default: the recipe's "
+                                                              "data.valid_split)")] = None,
+             checkpoint: CheckpointOpt = 'last', tta: TTAOpt = TTA.none,
+             output: Annotated[Optional[Path], typer.Option('-o', '--output', help="also write the predictions "
+                                                                                  "(CSV)")] = None,
+             overwrite: OverwriteOpt = False):
+    "Accuracy of a run's model on an evaluation split of its data, optionally with flip test-time augmentation."
+    from ..analysis.predict import evaluate_run
+    from ..data.core import SPLITS
+    from ..files import write_atomic
+    if split is not None and split not in SPLITS[1:]: raise UserError(f"--split {split}: choose valid or test")
+    if output is not None: check_new_file(output, overwrite)
+    preds = evaluate_run(run, split, checkpoint, _tta(tta))
+    if output is not None: write_atomic(output, preds.to_csv(index=False))
+    console.print(f"accuracy {(preds.pred == preds.label).mean():.4f} on {len(preds)} {preds.split.iloc[0]} images "
+                  f"({checkpoint} checkpoint, tta {tta.value}){f' → {output}' if output else ''}", highlight=False)
 
 class ExportFormat(str, Enum):
     onnx = 'onnx'

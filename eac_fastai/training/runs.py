@@ -13,8 +13,8 @@ from .build import recipe_dataloaders, recipe_learner
 from .recipe import load_recipe
 from .schema import Recipe
 
-__all__ = ['new_run_dir', 'RunLock', 'environment', 'summarize_history', 'save_predictions', 'CHECKPOINTS',
-           'read_run_recipe', 'read_run_classes', 'load_run']
+__all__ = ['new_run_dir', 'RunLock', 'environment', 'summarize_history', 'predictions', 'save_predictions',
+           'CHECKPOINTS', 'read_run_recipe', 'read_run_classes', 'load_run']
 
 def new_run_dir(parent, stem:str) -> Path:
     "A new, empty directory `parent/<stem>-<YYYYmmdd-HHMMSS>[-N]`; an existing one is never reused."
@@ -88,16 +88,20 @@ def summarize_history(history:pd.DataFrame, metric:str='accuracy') -> dict:
                    final_flipped_as_clean=float(history.flipped_as_clean.iloc[-1]))
     return out
 
-def save_predictions(learn, path, dl=None) -> pd.DataFrame:
-    """Write the validation items with their predicted class and class probabilities to `path` (CSV); the model's own
-    forward pass in this process (no gathering across processes, so rank 0 can write them alone)."""
+def predictions(learn, dl=None, tta:str|None=None) -> pd.DataFrame:
+    """The items of `dl` (default: the validation loader) with their predicted class and class probabilities (`tta`:
+    see `outputs`); the model's own forward pass in this process (no gathering across processes)."""
     from ..analysis.outputs import outputs
     dl = dl or learn.dls.valid
-    probs = outputs(learn.model, dl)[0]
+    probs = outputs(learn.model, dl, tta)[0]
     vocab = list(learn.dls.vocab)
     items = dl.items.drop(columns=['is_valid', 'path'], errors='ignore').reset_index(drop=True)
     out = items.assign(pred=np.array(vocab)[probs.argmax(1).numpy()])
-    out = pd.concat([out, pd.DataFrame(probs.numpy(), columns=[f'prob_{c}' for c in vocab])], axis=1)
+    return pd.concat([out, pd.DataFrame(probs.numpy(), columns=[f'prob_{c}' for c in vocab])], axis=1)
+
+def save_predictions(learn, path, dl=None) -> pd.DataFrame:
+    "Write `predictions(learn, dl)` to `path` (CSV), so rank 0 of several processes can write them alone."
+    out = predictions(learn, dl)
     write_atomic(path, out.to_csv(index=False))
     return out
 
