@@ -9,7 +9,7 @@ and a Markdown table (mean ± std per noise and method, with n) beside it.
 """
 import argparse, json, sys, time
 from pathlib import Path
-import numpy as np, pandas as pd, yaml
+import pandas as pd, torch, yaml
 
 def runs_of(sources, root:Path) -> list[dict]:
     "The runs named by results files (their `run` paths, relative to `root`) or given as folders."
@@ -21,7 +21,7 @@ def runs_of(sources, root:Path) -> list[dict]:
                             lam=r['eac']['lam'] if r['method'] == 'eac' else None, seed=r['seed'], run=str(s)))
             continue
         for r in json.loads(s.read_text())['runs']:
-            out.append(dict(noise=r['noise'], method=r['method'], lam=r.get('lam'), seed=r['seed'],
+            out.append(dict(noise=r['noise'], method=r['method'], lam=r.get('lam'), seed=r.get('seed'),
                             run=str(Path(r['run']) if Path(r['run']).is_absolute() else root/r['run'])))
     return out
 
@@ -31,9 +31,12 @@ def score(run:str) -> dict:
     from eac_fastai.training.runs import load_run
     t = time.time()
     _, learn = load_run(run, 'last')
-    dl = learn.dls.valid
-    target = np.concatenate([yb.cpu().numpy() for _, yb in dl])
-    plain, flip = (outputs(learn.model, dl, tta)[0].numpy() for tta in (None, 'flip'))
+    plain, mirror, target = [], [], []
+    for xb, yb in learn.dls.valid:                     # each batch once, as `outputs(tta='flip')` computes it
+        plain.append(outputs(learn.model, [(xb,)])[0]); mirror.append(outputs(learn.model, [(xb.flip(-1),)])[0])
+        target.append(yb.cpu())
+    plain, mirror, target = (torch.cat(v).numpy() for v in (plain, mirror, target))
+    flip = (plain + mirror)/2
     final = json.loads((Path(run)/'metrics.json').read_text())['final_accuracy']    # what training measured: the same
     return dict(accuracy=float((plain.argmax(1) == target).mean()), tta_flip=float((flip.argmax(1) == target).mean()),
                 final_accuracy=final, n=len(target), seconds=round(time.time() - t, 1))
