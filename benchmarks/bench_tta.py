@@ -43,7 +43,8 @@ def score(run:str) -> dict:
 
 def table(rows:pd.DataFrame) -> str:
     "Mean ± std per noise and method (with λ) of the accuracy without and with TTA, and of the change, in points."
-    rows = rows.assign(delta=rows.tta_flip - rows.accuracy, lam=rows.lam.astype(str).replace({'nan': '', 'None': ''}))
+    rows = rows.assign(delta=rows.tta_flip - rows.accuracy,
+                       lam=rows.lam.map(lambda v: '' if v is None or v != v else f'{v:g}'))
     fmt = lambda v: f"{100*v.mean():.2f}" + (f" ± {100*v.std():.2f}" if len(v) > 1 else '')
     lines = ['| noise | method | λ | n | accuracy | with flip TTA | change (points) |', '|---|---|---|---|---|---|---|']
     for (noise, method, lam), g in rows.groupby(['noise', 'method', 'lam'], sort=False):
