@@ -7,5 +7,6 @@ class UserError(Exception):
     exit_code = 2
 
 class TrainingDiverged(UserError):
-    "Training stopped because its loss became NaN or infinite; the message says where and what to check."
-    exit_code, run = 3, None                            # `run`: the run folder it stopped in
+    "Training stopped because its loss became NaN or infinite (in run folder `run`); the message says where and what."
+    exit_code = 3
+    def __init__(self, message:str, run=None): super().__init__(message); self.run = run

@@ -1,5 +1,5 @@
 "Files written safely: output folders checked before any work, and atomic writes (a kill never leaves half a file)."
-import os, tempfile
+import io, os, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -54,9 +54,9 @@ def write_atomic(path, text:str):
 
 def save_atomic(obj, path):
     "`torch.save(obj)` to `path` through a temporary file and a rename: a kill never leaves half a checkpoint."
-    with atomic_path(path) as tmp:
-        try: _write_synced(tmp, lambda f: torch.save(obj, f), 'wb')
-        except RuntimeError as e: raise OSError(str(e).splitlines()[0]) from None   # torch's writer wraps the OSError
+    buf = io.BytesIO()
+    torch.save(obj, buf)                              # in memory: a failed write below is the OSError it is
+    with atomic_path(path) as tmp: _write_synced(tmp, lambda f: f.write(buf.getbuffer()), 'wb')
 
 def _umask() -> int:
     mask = os.umask(0); os.umask(mask)

@@ -320,7 +320,7 @@ CHECKPOINTS = [
     ('empty', lambda: b'', ('not a PyTorch checkpoint',)),
     ('text', lambda: b'hello', ('not a PyTorch checkpoint',)),
     ('other-model', _wrong_model, ("does not fit the recipe's model",)),
-    ('list', lambda: [torch.zeros(2)], ("does not fit the recipe's model",)),
+    ('list', lambda: [torch.zeros(2)], ('expected a state_dict',)),
     ('folder', lambda: 'folder', ('models/last.pth', 'finish')),
 ]
 
@@ -637,11 +637,19 @@ def test_a_diverging_run_stops_at_once_exits_3_and_keeps_its_last_good_epoch(wor
 
 def test_a_sweep_trains_past_a_diverging_run_and_exits_3(world, tmp_path):
     r = CliRunner().invoke(app, ['sweep', str(world['recipe']), 'data.std=[1.0e-40,1.0e-40,1.0e-40],[0.2,0.2,0.2]',
-                                 '--out', str(tmp_path)])
+                                 '--out', str(tmp_path/'a')])
     assert r.exit_code == 3 and '1 of 2 runs diverged' in ' '.join(r.output.split()), r.output
-    (csv,) = tmp_path.glob('*/sweep.csv')
+    (csv,) = (tmp_path/'a').glob('*/sweep.csv')
     df = pd.read_csv(csv)
     assert df.diverged.tolist() == [True, False] and df.last5_mean_accuracy.notna().tolist() == [False, True]
+    # every run diverged: the same columns, and the sweep's report still renders
+    r = CliRunner().invoke(app, ['sweep', str(world['recipe']), 'data.std=[1.0e-40,1.0e-40,1.0e-40]',
+                                 'eac.lam=1,2', '--out', str(tmp_path/'b')])
+    assert r.exit_code == 3 and '2 of 2 runs diverged' in ' '.join(r.output.split()), r.output
+    (csv,) = (tmp_path/'b').glob('*/sweep.csv')
+    assert list(pd.read_csv(csv).columns) == [c if c != 'data.std' else 'eac.lam' for c in df.columns]
+    r = CliRunner().invoke(app, ['report', str(csv.parent)])
+    assert r.exit_code in (0, 2) and 'Traceback' not in r.output, r.output
 
 def test_a_full_disk_while_training_fails_clearly_and_leaves_no_half_file(world, tmp_path):
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)

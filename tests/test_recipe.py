@@ -186,3 +186,11 @@ def test_validate_refuses_a_bad_consistency_option(recipe, method, override, wor
 def test_malformed_matrices_are_named(tmp_path, axis, words):
     (tmp_path/'m.yaml').write_text(f"data: {{demo: {{n_train: 4}}}}\nmatrix:\n  method: {axis}\n")
     with pytest.raises(RecipeError, match=words): load_recipes(tmp_path/'m.yaml')
+
+def test_yaml_anchors_and_merge_keys_load_and_a_key_given_twice_is_refused(tmp_path):
+    f = tmp_path/'r.yaml'
+    f.write_text("data:\n  <<: {bs: 8, img_size: 32}\n  demo: {}\n")
+    r = load_recipe(f)
+    assert r.data.bs == 8 and r.data.img_size == 32
+    f.write_text("data:\n  demo: {}\n  bs: 8\n  bs: 16\n")
+    with pytest.raises(RecipeError, match=r"r.yaml:4: key 'bs' is given twice \(lines 3 and 4\)"): load_recipe(f)

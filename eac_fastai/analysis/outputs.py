@@ -40,10 +40,11 @@ def outputs(model, dl, tta:str|None=None) -> tuple[Tensor, Tensor]:
     model.eval()
     with torch.no_grad():
         for xb, *_ in dl:
-            f = body(xb)
+            n = len(xb)
+            f = body(torch.cat([xb, xb.flip(-1)]) if tta == 'flip' else xb)    # one pass; eval-mode BatchNorm
             p = F.softmax(head(f).float(), 1)
-            if tta == 'flip': p = (p + F.softmax(head(body(xb.flip(-1))).float(), 1))/2
-            probs.append(p.cpu()); feats.append(f.float().mean((2, 3)).cpu())
+            if tta == 'flip': p = (p[:n] + p[n:])/2
+            probs.append(p.cpu()); feats.append(f[:n].float().mean((2, 3)).cpu())
     model.train(training)
     return torch.cat(probs), torch.cat(feats)
 

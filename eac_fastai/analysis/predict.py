@@ -54,11 +54,12 @@ def inference_learner(source, files, checkpoint:str='last', bs:int=64, trust_pic
     dls = _image_dls(classes, r.data.img_size, (list(r.data.mean), list(r.data.std)), files[0], bs)
     return load_run(source, checkpoint, dls=dls)[1]
 
-def _image_dls(classes, img_size:int, stats, example, bs:int):
-    "DataLoaders decoding images as in training (RGB, squish-resize, Normalize by `stats`), made from one `example`."
+def _image_dls(classes, img_size:int, stats, example, bs:int, device=None):
+    """DataLoaders decoding images as in training (RGB, squish-resize, Normalize by `stats`), made from one `example`,
+    on `device` (default: the GPU when there is one)."""
     frame = pd.DataFrame(dict(path=[str(example)]*2, label=classes[0], is_valid=[False, True]))
     return noisy_label_block(classes, img_size, stats).dataloaders(
-        frame, bs=bs, device='cuda' if torch.cuda.is_available() else 'cpu')
+        frame, bs=bs, device=device or ('cuda' if torch.cuda.is_available() else 'cpu'))
 
 def _prediction_frame(files, probs, vocab) -> pd.DataFrame:
     "One row per image: `image`, `pred` (the most probable class), `prob_<class>` in the model's order."
@@ -76,9 +77,9 @@ def predict_onnx(path, files, bs:int=64, tta:str|None=None) -> pd.DataFrame:
     """`predict_images` with an ONNX file from `eac-fastai export`, run by ONNX Runtime: images decoded and resized as
     in training, its own Normalize and softmax."""
     model = OnnxClassifier(path)
-    dl = _image_dls(model.classes, model.img_size, ([0.]*3, [1.]*3), files[0], bs).test_dl([str(f) for f in files])
-    mirror = {None: lambda xb: 0, 'flip': lambda xb: model(xb.flip(-1))}[tta]
-    probs = [(model(xb) + mirror(xb))/(2 if tta else 1) for xb, *_ in dl]
+    dl = _image_dls(model.classes, model.img_size, ([0.]*3, [1.]*3), files[0], bs, 'cpu').test_dl(list(map(str, files)))
+    if tta not in (None, 'flip'): raise ValueError(f"tta {tta!r}: choose flip")
+    probs = [(model(xb) + model(xb.flip(-1)))/2 if tta else model(xb) for xb, *_ in dl]
     return _prediction_frame(files, np.concatenate(probs), model.classes)
 
 def export_run_onnx(run, path, checkpoint:str='last') -> Path:

@@ -21,7 +21,7 @@ def check_data(recipe: RecipeArg, overrides: Overrides = None):
     r = load_recipe(recipe, overrides)
     src = resolve_data(r, load_settings())
     counts, problems, warnings = check_dataset(src.csv, src.root, r.data.classes, r.data.valid_split)
-    warnings += [w for w in [imbalance_warning(counts, r.data.sampler)] if w]
+    if w := imbalance_warning(counts, r.data.sampler): warnings.append(w)
     table = Table(title=f"{src.csv} (images under {src.root})")
     table.add_column('class')
     for split in counts.columns: table.add_column(split, justify='right')

@@ -3,16 +3,15 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 import typer
+from ..analysis.outputs import TTA as TTAS
 from ..errors import UserError
 from ..files import check_new_file
 from .common import CheckpointOpt, OverwriteOpt, app, console, user_errors
 
-class TTA(str, Enum):
-    none = 'none'
-    flip = 'flip'
+TTA = Enum('TTA', {t: t for t in ('none', *TTAS)}, type=str)     # the CLI's choices: none, or `outputs`' TTAs
 
 TTAOpt = Annotated[TTA, typer.Option('--tta', help="flip: average the probabilities of each image and its mirror")]
-def _tta(tta:TTA) -> str|None: return None if tta == TTA.none else tta.value
+def _tta(tta) -> str|None: return None if tta == TTA.none else tta.value
 
 @app.command()
 @user_errors

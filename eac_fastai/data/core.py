@@ -111,11 +111,12 @@ def check_dataset(csv, root=None, classes=None, valid_split:str='valid') -> tupl
                                                      columns=[s for s in SPLITS if (df.split == s).any()], fill_value=0)
     return counts, problems, _leak_warnings(listed, scans.str[1])
 
-def _scan_image(path:Path) -> tuple[str, str|None]:
-    "`image_problem(path, decode=True)` and a digest of the decoded pixels (None when it does not decode)."
+def _scan_image(path:Path, decode:bool=True) -> tuple[str, str|None]:
+    """`image_problem(path, decode)` and, when decoded, a digest of the pixels (else None)."""
     if not path.is_file(): return 'missing', None
     try:
         with Image.open(path) as im:
+            if not decode: im.verify(); return '', None
             im.load()
             return '', hashlib.blake2b(f'{im.mode}{im.size}'.encode() + im.tobytes(), digest_size=16).hexdigest()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError): return 'unreadable', None
@@ -152,14 +153,7 @@ def split_problems(df:pd.DataFrame, classes, valid_split:str='valid') -> list[st
 def image_problem(path, decode:bool=False) -> str:
     """'missing', 'unreadable' or '' for a file that opens and verifies as an image (`decode`: decodes completely, which
     also finds truncated files)."""
-    path = Path(path)
-    if not path.is_file(): return 'missing'
-    try:
-        with Image.open(path) as im:
-            if decode: im.load()
-            else: im.verify()
-        return ''
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError): return 'unreadable'
+    return _scan_image(Path(path), decode)[0]
 
 def image_problems(df:pd.DataFrame, root, decode:bool=False) -> list[str]:
     "The rows of `df` whose image is missing under `root` or is not a readable image (`decode`: decoded completely)."

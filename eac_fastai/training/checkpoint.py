@@ -19,10 +19,12 @@ from ..methods.base import MethodCallback
 from ..errors import UserError
 from ..files import save_atomic
 
-__all__ = ['RESUME', 'rng_states', 'set_rng_states', 'CheckpointCallback', 'HistoryLogger', 'restore_training_state',
-           'starting_at']
+__all__ = ['RESUME', 'RESUME_KEYS', 'rng_states', 'set_rng_states', 'CheckpointCallback', 'HistoryLogger',
+           'restore_training_state', 'starting_at']
 
 RESUME = 'resume.pth'
+# what resuming reads from it
+RESUME_KEYS = ('epoch', 'n_epoch', 'model', 'opt', 'rng', 'best', 'lr', 'train_iter', 'smooth_loss', 'methods')
 
 def rng_states(dls=None) -> dict:
     "The states of Python's, NumPy's, torch's (CPU and CUDA) generators, and of each loader of `dls` (its shuffling)."

@@ -12,7 +12,7 @@ from ..models.learner import export_learner
 from ..models.weights import load_torch_file
 from ..settings import Settings, load_settings
 from .build import check_distributable, last_batch_problem, recipe_dataloaders, recipe_learner
-from .checkpoint import RESUME, CheckpointCallback, HistoryLogger, restore_training_state, starting_at
+from .checkpoint import RESUME, RESUME_KEYS, CheckpointCallback, HistoryLogger, restore_training_state, starting_at
 from .divergence import DivergenceCallback
 from .distributed import distributed, is_distributed, is_main_process, use_local_gpu
 from .evaluation import EvalSubsetCallback
@@ -105,12 +105,10 @@ def _diverged(run:Path|None, where:dict, epochs:int):
     e = where['epoch']
     if run is not None: write_atomic(run/DIVERGED, json.dumps(where, indent=2))
     kept = (f"models/ keeps epoch {e-1}'s checkpoints and history.csv its rows" if e else "no epoch had finished")
-    error = TrainingDiverged(
+    raise TrainingDiverged(
         f"{run or 'training'}: diverged: the {where['split']} loss became {where['value']} in epoch {e} of {epochs} "
         f"(batch {where['batch']+1} of {where['n_batches']}); {kept}. Check train.lr (lower it, or lr: find), the "
-        "method's weights (eac.lam, ...), data.mean/std and the images, then start a new run")
-    error.run = run
-    raise error
+        "method's weights (eac.lam, ...), data.mean/std and the images, then start a new run", run)
 
 def _changed_keys(old:dict, new:dict, prefix:str='') -> list[str]:
     "The dotted keys whose values differ between two nested dicts, as `key: old → new`."
@@ -120,6 +118,11 @@ def _changed_keys(old:dict, new:dict, prefix:str='') -> list[str]:
         if isinstance(a, dict) and isinstance(b, dict): out += _changed_keys(a, b, f'{prefix}{k}.')
         elif a != b: out.append(f"{prefix}{k}: {a!r} → {b!r}")
     return out
+
+def _as_now(started:dict) -> dict:
+    "The recipe a run started with, as this version resolves it (keys added since then at their defaults)."
+    try: return Recipe.model_validate(started).model_dump(mode='json')
+    except ValueError: return started                   # no longer valid: compared as it was
 
 def _read_history(path:Path, last_epoch:int) -> pd.DataFrame|None:
     "The rows of history.csv up to epoch `last_epoch` (None: no file); a `UserError` when it is not one."
@@ -168,9 +171,10 @@ def _resumable_state(run:Path, recipe:Recipe) -> dict:
                         "(or trained with train.resumable=false); "
                         f"start it again: eac-fastai train {run/'recipe.yaml'}")
     state = load_torch_file(run/'models'/RESUME)
-    if not isinstance(state, dict) or not {'epoch', 'n_epoch', 'model', 'opt', 'lr'} <= set(state):
-        raise UserError(f"{run/'models'/RESUME}: not a resume checkpoint of eac-fastai (keys missing)")
-    if 'recipe' in state and (changed := _changed_keys(state['recipe'], recipe.model_dump(mode='json'))):
+    if not isinstance(state, dict) or (missing := set(RESUME_KEYS) - set(state)):
+        raise UserError(f"{run/'models'/RESUME}: not a resume checkpoint of eac-fastai "
+                        f"(no {', '.join(sorted(missing)) if isinstance(state, dict) else 'dict'})")
+    if 'recipe' in state and (changed := _changed_keys(_as_now(state['recipe']), recipe.model_dump(mode='json'))):
         raise UserError(f"{run/'recipe.yaml'}: edited after the run started ({'; '.join(changed[:6])}"
                         f"{' …' if len(changed) > 6 else ''}); the weights were trained with the old values: "
                         "restore them, or start a new run with the new recipe")

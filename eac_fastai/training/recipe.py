@@ -64,6 +64,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen = {}
         for key_node, _ in node.value:
+            if key_node.tag == 'tag:yaml.org,2002:merge': continue        # `<<: *anchor` merges, it is not a key
             key = self.construct_object(key_node, deep=deep)
             try:
                 if key in seen: raise _DuplicateKey(key, seen[key]+1, key_node.start_mark.line+1)

@@ -7,7 +7,7 @@ import numpy as np, pandas as pd, torch
 from fastai.torch_core import get_model
 from ..errors import UserError
 from ..files import check_output_dir, write_atomic
-from ..models.weights import load_torch_file
+from ..models.weights import read_state_dict
 from ..settings import Settings
 from .build import recipe_dataloaders, recipe_learner
 from .recipe import load_recipe
@@ -142,8 +142,7 @@ def load_run(run, checkpoint:str='last', dls=None, settings:Settings|None=None) 
     dls = dls or recipe_dataloaders(recipe, settings)
     learn = recipe_learner(recipe, dls, settings, path=run)
     path = run/'models'/f'{checkpoint}.pth'
-    state = load_torch_file(path)                               # tensors only: a UserError for anything else
-    if isinstance(state, dict) and 'model' in state and 'opt' in state: state = state['model']   # saved with_opt
+    state = read_state_dict(path)                     # tensors only (a UserError for anything else), unwrapped
     try: get_model(learn.model).load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as e:
         raise UserError(f"{path}: does not fit the recipe's model ({str(e).splitlines()[0][:300]})") from None

@@ -67,11 +67,10 @@ def run_sweep(ref, args, out, train, console=None) -> Path:
         try: run = train(p['recipe'].model_copy(update=dict(tags=tags)), folder, ref_stem(p['cell']))
         except TrainingDiverged as e:                   # the other runs still train; the CLI exits non-zero at the end
             if console: console.print(f"[bold red]diverged:[/] {escape(str(e))}", highlight=False)
-            rows.append(dict(cell=p['cell'], **values, run=str(e.run or ''), diverged=True)); run = None
-        if run is not None:
+            rows.append(dict(cell=p['cell'], **values, run=str(e.run or ''), **dict.fromkeys(SUMMARY), diverged=True))
+        else:
             m = json.loads((run/'metrics.json').read_text())
-            rows.append(dict(cell=p['cell'], **values, run=str(run), **{k: m[k] for k in SUMMARY if k in m},
-                             diverged=False))
+            rows.append(dict(cell=p['cell'], **values, run=str(run), **{k: m.get(k) for k in SUMMARY}, diverged=False))
         # after every run: partial results survive
         write_atomic(folder/'sweep.csv', pd.DataFrame(rows).to_csv(index=False))
     return folder/'sweep.csv'
