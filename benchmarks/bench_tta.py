@@ -46,7 +46,8 @@ def table(rows:pd.DataFrame) -> str:
     rows = rows.assign(delta=rows.tta_flip - rows.accuracy,
                        lam=rows.lam.map(lambda v: '' if v is None or v != v else f'{v:g}'))
     fmt = lambda v: f"{100*v.mean():.2f}" + (f" ± {100*v.std():.2f}" if len(v) > 1 else '')
-    lines = ['| noise | method | λ | n | accuracy | with flip TTA | change (points) |', '|---|---|---|---|---|---|---|']
+    lines = ['| noise | method | λ | n | accuracy | with flip TTA | change (points) |',
+             '|---|---|---|---|---|---|---|']
     for (noise, method, lam), g in rows.groupby(['noise', 'method', 'lam'], sort=False):
         lines.append(f"| {noise} | {method} | {lam} | {len(g)} | {fmt(g.accuracy)} | {fmt(g.tta_flip)} | "
                      f"{'+' if g.delta.mean() >= 0 else ''}{fmt(g.delta)} |")

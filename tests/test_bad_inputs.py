@@ -47,8 +47,8 @@ def world(tmp_path_factory):
     else: os.environ['EAC_FASTAI_SETTINGS'] = old
 
 def _read_only_folder(path:Path, copies:dict) -> Path|None:
-    """A folder holding copies of `copies` (name → folder) that this process cannot write to: without write permission,
-    or, for root (whom permissions do not stop), a read-only tmpfs; None where neither can be made."""
+    """A folder holding copies of `copies` (name → folder) that this process cannot write to: without write
+    permission, or, for root (whom permissions do not stop), a read-only tmpfs; None where neither can be made."""
     path.mkdir()
     if os.geteuid() == 0 and subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', str(path)],
                                             capture_output=True).returncode != 0: return None
