@@ -16,6 +16,7 @@ from eac_fastai.models.weights import load_torch_file
 from eac_fastai.training.fit import train_recipe
 from eac_fastai.training.recipe import load_recipe
 from eac_fastai.training.runs import RunLock
+from test_faces import panned_video, photos
 
 RECIPE = ("data: {{csv: {csv}, img_size: 32, bs: 16}}\nmodel: {{arch: resnet10_narrow}}\n"
           "train: {{epochs: 1, lr: 1.0e-3, device: cpu}}\n")
@@ -107,6 +108,14 @@ class W:
         for i in range(n_good): shutil.copy(next(self.ds.rglob('*.png')), d/f'good{i}.png')
         for i in range(n_bad): (d/f'bad{i}.png').write_bytes(b'\x89PNG not really')
         return d
+
+    def photo(self, name:str='coffee', folder:str='photos') -> Path:
+        "A registry photo (`test_faces.photos`: astronaut, hopper, camera; coffee has no face) in `folder/<name>.png`."
+        (self.case/folder).mkdir(parents=True, exist_ok=True)
+        photos()[name].save(self.case/folder/f'{name}.png')
+        return self.case/folder/f'{name}.png'
+
+    def video(self, name='clip.mp4') -> Path: return panned_video(self.case/name, n=3)
 
 def _drop(col): return lambda df: df.drop(columns=col)
 def _set(row, col, value):
@@ -393,6 +402,25 @@ RUN_CASES = [*_checkpoint_cases(),
     C('evaluate-data-gone', lambda w: ['evaluate', str(w.run_copy(True, lambda r: _edit(
         r, str(w.csv), str(w.case/'moved.csv'))))], 'label CSV not found'),
     C('predict-tta', lambda w: ['predict', str(w.run), str(w.images()), '--tta', 'five-crop'], "'five-crop' is not"),
+    C('predict-video-unreadable', lambda w: ['predict', str(w.run), str(w.file('clip.mp4', b'not a video')), '--faces'],
+      'clip.mp4 (not a readable video'),
+    C('predict-video-no-stream', lambda w: ['predict', str(w.run), str(w.file('a.mp4', b'')), '--faces'], 'a.mp4'),
+    C('predict-video-without-faces', lambda w: ['predict', str(w.run), str(w.video())], 'clip.mp4: a video',
+      'pass --faces'),
+    C('predict-no-face', lambda w: ['predict', str(w.run), str(w.photo('coffee')), '--faces'],
+      'no face found in', 'coffee.png', 'without --faces'),
+    C('predict-every-without-faces', lambda w: ['predict', str(w.run), str(w.images()), '--every', '2'], 'add --faces'),
+    C('predict-every-and-fps', lambda w: ['predict', str(w.run), str(w.video()), '--faces', '--every', '2',
+                                          '--fps', '1'], 'choose one'),
+    C('predict-every-zero', lambda w: ['predict', str(w.run), str(w.video()), '--faces', '--every', '0'], '--every'),
+    C('predict-annotate-no-video', lambda w: ['predict', str(w.run), str(w.photo('astronaut')), '--faces',
+                                              '--annotate', str(w.out/'a.mp4')], 'exactly one video', '0 given'),
+    C('predict-annotate-format', lambda w: ['predict', str(w.run), str(w.video()), '--faces', '--annotate',
+                                            str(w.out/'a.gif')], 'cannot write .gif video'),
+    C('predict-annotate-exists', lambda w: ['predict', str(w.run), str(w.video()), '--faces', '--annotate',
+                                            str(w.file('a.mp4', 'x'))], 'already exists'),
+    C('predict-face-size', lambda w: ['predict', str(w.run), str(w.video()), '--faces', '--face-size', '4'],
+      '--face-size'),
     C('report-not-a-folder', lambda w: ['report', str(w.case/'x')], 'no such run or sweep folder'),
     C('report-not-a-run', lambda w: ['report', str(w.images())], 'neither a run folder'),
     C('report-output-exists', lambda w: ['report', str(w.run), '-o', str(w.file('r.html', 'x'))], 'already exists'),
@@ -506,7 +534,23 @@ OTHER_CASES = [
       'f'),
     C('convert-output-exists', lambda w: ['convert', 'imagefolder', str(w.images()), '-o', str(w.file('i.csv', 'x'))],
       'already exists'),
+    C('convert-faces-none', lambda w: ['convert', 'imagefolder', str(w.photo('coffee', 'tree/cups').parents[1]),
+                                       '-o', str(w.out/'i.csv'), '--faces'], 'no face found in any of its 1 images'),
+    C('convert-all-faces-alone', lambda w: ['convert', 'imagefolder', str(w.images()), '-o', str(w.out/'i.csv'),
+                                            '--all-faces'], '--all-faces works with --faces'),
+    C('convert-faces-images-outside', lambda w: ['convert', 'imagefolder',
+                                                 str(w.photo('camera', 'tree/men').parents[1]),
+                                                 '-o', str(w.case/'i.csv'), '--faces', '--images', '../out/i'],
+      "without '..'"),
+    C('convert-faces-no-face-list-exists', lambda w: _faces_beside(w, 'i_no_face.csv'), 'i_no_face.csv',
+      'already exists'),
 ]
+
+def _faces_beside(w:W, existing:str) -> list[str]:
+    "Convert a tree of one face photo with --faces into the case's folder, where the file `existing` is already."
+    w.file(existing, 'x')
+    return ['convert', 'imagefolder', str(w.photo('camera', 'tree/men').parents[1]), '-o', str(w.case/'i.csv'),
+            '--faces', '--images', 'crops']
 
 def _ro(id, args, *words): return C(f'read-only-{id}', args, *words, ro=True)
 

@@ -167,3 +167,20 @@ def test_results_are_rewritten_after_every_run(tmp_path):
     r = merge(tmp_path/'results.json')
     assert r.returncode == 0 and '| sym30 | eac | 5 | 2 | 85.0 ± 7.1 |' in r.stdout
     assert not list(tmp_path.glob('.*.tmp'))
+
+faces_spec = importlib.util.spec_from_file_location('bench_faces', ROOT/'benchmarks'/'bench_faces.py')
+bench_faces = importlib.util.module_from_spec(faces_spec); faces_spec.loader.exec_module(bench_faces)
+
+def test_bench_faces_images_hold_their_true_faces_and_scoring_counts_each_face_once():
+    sets = bench_faces.image_sets()
+    assert {k: len(v) for k, v in sets.items()} == dict(photos=3, moved=12, lfw=100, none=107)
+    for name, img, truth in [x for v in sets.values() for x in v]:
+        for x1, y1, x2, y2 in truth: assert 0 <= x1 < x2 <= img.width and 0 <= y1 < y2 <= img.height, name
+    truth = [[0, 0, 10, 10], [20, 20, 30, 30]]
+    assert bench_faces.score([[1, 1, 11, 11], [0, 0, 9, 9], [21, 21, 30, 30]], truth) == (2, 1)   # a duplicate: false
+    assert bench_faces.score([[5, 5, 25, 25]], truth) == (0, 1) and bench_faces.score([], truth) == (0, 0)
+
+def test_readmes_detector_table_is_the_stored_one():
+    stored = json.loads((RESULTS/'faces.json').read_text())['results']
+    table = bench_faces.markdown(stored)
+    assert table in (RESULTS/'faces.md').read_text() and table in (ROOT/'README.md').read_text()

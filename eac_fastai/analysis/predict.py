@@ -1,7 +1,7 @@
 """Inference: class probabilities for image files, from a run directory, an exported learner or an ONNX export.
 
 A run directory is rebuilt from its `recipe.yaml` and `models/<checkpoint>.pth` (loaded with `weights_only`: nothing in
-it can run code), on a DataBlock over the images given, so the training data need not be there. An `export.pkl`
+it can run code), on a DataBlock made from one image, so the training data need not be there. An `export.pkl`
 (`learn.export`, written by every run, without the training callbacks) is a pickle: `load_learner` runs code from it,
 so `inference_learner` loads one only with `trust_pickle=True` (`--trust-pickle`): for exports you made. An ONNX file
 (`export_run_onnx`, `eac-fastai export RUN --format onnx`) holds no code and runs with ONNX Runtime. Every way an image
@@ -9,38 +9,47 @@ is read as in training: RGB (grayscale, palette and RGBA images converted, 16-bi
 squish-resized, normalised."""
 import tempfile
 from pathlib import Path
+from typing import Callable
 import numpy as np, pandas as pd, torch
+from PIL import Image
 from fastai.learner import load_learner
 from ..data.convert import IMAGE_EXTS
 from ..data.core import image_problem, noisy_label_block
+from ..data.video import VIDEO_EXTS, video_problem
 from ..errors import UserError
 from ..models.onnx import OnnxClassifier, export_onnx
 from .outputs import outputs
 from ..training.build import recipe_dataloaders
 from ..training.runs import load_run, predictions, read_run_classes, read_run_recipe
 
-__all__ = ['image_files', 'inference_learner', 'predict_images', 'predict_onnx', 'export_run_onnx', 'evaluate_run']
+__all__ = ['image_files', 'inference_learner', 'classifier', 'predict_images', 'predict_onnx', 'export_run_onnx',
+           'evaluate_run']
 
-def image_files(inputs) -> list[Path]:
-    """The image files named by `inputs` (files, or folders searched recursively for `IMAGE_EXTS`), in order,
-    checked readable."""
+def image_files(inputs, videos:bool=False) -> list[Path]:
+    """The image files named by `inputs` (files, or folders searched recursively for `IMAGE_EXTS`, and `VIDEO_EXTS`
+    when `videos`), in order, checked readable."""
+    exts = (*IMAGE_EXTS, *(VIDEO_EXTS if videos else ()))
     files = []
     for p in map(Path, inputs):
         if p.is_dir():
             found = sorted(f for f in p.rglob('*')
-                           if f.suffix.lower() in IMAGE_EXTS and f.is_file() and not f.name.startswith('.'))
-            if not found: raise UserError(f"{p}: no image files ({', '.join(IMAGE_EXTS)}) in this folder")
+                           if f.suffix.lower() in exts and f.is_file() and not f.name.startswith('.'))
+            if not found: raise UserError(f"{p}: no image{' or video' if videos else ''} files ({', '.join(exts)}) "
+                                          "in this folder")
             files += found
         elif p.exists(): files.append(p)
         else: raise UserError(f"{p}: no such image file or folder")
-    if bad := [f"{f} ({problem})" for f in files if (problem := image_problem(f))]:
-        raise UserError(f"{len(bad)} of {len(files)} file(s) are not readable images: {', '.join(bad[:10])}"
-                        f"{' …' if len(bad) > 10 else ''}; remove or replace them, or give the other images")
+    if not videos and (vids := [str(f) for f in files if f.suffix.lower() in VIDEO_EXTS]):
+        raise UserError(f"{', '.join(vids[:3])}: a video; pass --faces to classify the faces in its frames")
+    problem = lambda f: video_problem(f) if f.suffix.lower() in VIDEO_EXTS else image_problem(f)
+    if bad := [f"{f} ({why})" for f in files if (why := problem(f))]:
+        raise UserError(f"{len(bad)} of {len(files)} file(s) are not readable images or videos: {', '.join(bad[:10])}"
+                        f"{' …' if len(bad) > 10 else ''}; remove or replace them, or give the other files")
     return files
 
-def inference_learner(source, files, checkpoint:str='last', bs:int=64, trust_pickle:bool=False):
-    """A learner for `files`: rebuilt from run directory `source` (its `checkpoint`), or loaded from the export file
-    `source` when `trust_pickle` (a pickle can run code when loaded)."""
+def inference_learner(source, files=None, checkpoint:str='last', bs:int=64, trust_pickle:bool=False):
+    """A learner for images like `files` (default: any): rebuilt from run directory `source` (its `checkpoint`), or
+    loaded from the export file `source` when `trust_pickle` (a pickle can run code when loaded)."""
     source = Path(source)
     if source.is_file():
         if not trust_pickle:
@@ -51,8 +60,20 @@ def inference_learner(source, files, checkpoint:str='last', bs:int=64, trust_pic
             raise UserError(f"{source}: not a learner exported by fastai ({type(e).__name__}: {e})") from None
     if not source.is_dir(): raise UserError(f"{source}: no such run directory or export file")
     r, classes = read_run_recipe(source), read_run_classes(source)
-    dls = _image_dls(classes, r.data.img_size, (list(r.data.mean), list(r.data.std)), files[0], bs)
+    with tempfile.TemporaryDirectory() as d:                   # the DataLoaders are made on one image
+        if not files: Image.new('RGB', (r.data.img_size,)*2).save(Path(d)/'blank.png')
+        example = files[0] if files else Path(d)/'blank.png'
+        dls = _image_dls(classes, r.data.img_size, (list(r.data.mean), list(r.data.std)), example, bs)
     return load_run(source, checkpoint, dls=dls)[1]
+
+def classifier(source, checkpoint:str='last', bs:int=64, trust_pickle:bool=False, tta:str|None=None) -> Callable:
+    """`classify(files)` → `predict_images`' frame, with the model of a run folder, an export (`trust_pickle`) or an
+    ONNX file `source`, loaded now: a bad source is reported before any image is read."""
+    if Path(source).suffix.lower() == '.onnx':
+        model = OnnxClassifier(source)
+        return lambda files: predict_onnx(model, files, bs, tta)
+    learn = inference_learner(source, None, checkpoint, bs, trust_pickle)
+    return lambda files: predict_images(learn, files, bs, tta)
 
 def _image_dls(classes, img_size:int, stats, example, bs:int, device=None):
     """DataLoaders decoding images as in training (RGB, squish-resize, Normalize by `stats`), made from one `example`,
@@ -73,10 +94,10 @@ def predict_images(learn, files, bs:int=64, tta:str|None=None) -> pd.DataFrame:
     probs, _ = outputs(learn.model, learn.dls.test_dl([str(f) for f in files], bs=bs), tta)
     return _prediction_frame(files, probs.numpy(), list(learn.dls.vocab))
 
-def predict_onnx(path, files, bs:int=64, tta:str|None=None) -> pd.DataFrame:
-    """`predict_images` with an ONNX file from `eac-fastai export`, run by ONNX Runtime: images decoded and resized as
-    in training, its own Normalize and softmax."""
-    model = OnnxClassifier(path)
+def predict_onnx(model, files, bs:int=64, tta:str|None=None) -> pd.DataFrame:
+    """`predict_images` with an ONNX file from `eac-fastai export` (its path or `OnnxClassifier`), run by ONNX Runtime:
+    images decoded and resized as in training, its own Normalize and softmax."""
+    model = model if isinstance(model, OnnxClassifier) else OnnxClassifier(model)
     dl = _image_dls(model.classes, model.img_size, ([0.]*3, [1.]*3), files[0], bs, 'cpu').test_dl(list(map(str, files)))
     if tta not in (None, 'flip'): raise ValueError(f"tta {tta!r}: choose flip")
     probs = [(model(xb) + model(xb.flip(-1)))/2 if tta else model(xb) for xb, *_ in dl]
@@ -85,12 +106,9 @@ def predict_onnx(path, files, bs:int=64, tta:str|None=None) -> pd.DataFrame:
 def export_run_onnx(run, path, checkpoint:str='last') -> Path:
     """Export the model of run folder `run` (its `checkpoint`) to the ONNX file `path` (`export_onnx`: Normalize and
     softmax folded in, the class names in its metadata); the run's data need not be there."""
-    from PIL import Image
     from .. import __version__
     r, run = read_run_recipe(run), Path(run)
-    with tempfile.TemporaryDirectory() as d:                   # the learner is built on one blank image
-        Image.new('RGB', (r.data.img_size,)*2).save(Path(d)/'blank.png')
-        learn = inference_learner(run, [Path(d)/'blank.png'], checkpoint)
+    learn = inference_learner(run, None, checkpoint)
     return export_onnx(learn.model, path, list(learn.dls.vocab), r.data.img_size, r.data.mean, r.data.std,
                        method=r.method, arch=r.model.arch, checkpoint=checkpoint, run=run.resolve(),
                        eac_fastai=__version__)

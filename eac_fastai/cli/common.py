@@ -50,3 +50,6 @@ CheckpointOpt = Annotated[str, typer.Option(help="the run's model: last (the fin
                                                  "or best (best evaluation accuracy)")]
 OutputOpt = Annotated[Path, typer.Option('-o', '--output', help="CSV to write; image paths are relative to its folder")]
 OverwriteOpt = Annotated[bool, typer.Option(help="replace an existing output")]
+FaceSizeOpt = Annotated[int, typer.Option(min=16, help="side of the aligned face crops, in pixels")]
+FaceMarginOpt = Annotated[float, typer.Option(min=0, max=1, help="share of the face added around the aligned crop "
+                                                                 "on each side")]

@@ -3,7 +3,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 import typer
-from .common import OutputOpt, OverwriteOpt, app, console, user_errors
+from ..errors import UserError
+from .common import FaceMarginOpt, FaceSizeOpt, OutputOpt, OverwriteOpt, app, console, user_errors
 
 convert_app = typer.Typer(no_args_is_help=True, help="Convert a dataset's official files into the noisy-label CSV.")
 app.add_typer(convert_app, name='convert')
@@ -118,8 +119,16 @@ def convert_imagefolder(root: Annotated[Path, typer.Argument(help="root/<class>/
                         output: OutputOpt,
                         valid_pct: Annotated[float, typer.Option(help="share of each class's train images "
                                                                       "moved to valid")] = 0.,
-                        seed: int = 42, overwrite: OverwriteOpt = False):
-    "Convert a folder-per-class image tree into the noisy-label CSV (images stay where they are)."
+                        seed: int = 42, overwrite: OverwriteOpt = False,
+                        faces: Annotated[bool, typer.Option('--faces', help="train on aligned face crops: detect the "
+                                                                            "faces (needs the faces extra)")] = False,
+                        all_faces: Annotated[bool, typer.Option('--all-faces', help="with --faces: a row per face, "
+                                                                                    "not the largest only")] = False,
+                        face_size: FaceSizeOpt = 112, face_margin: FaceMarginOpt = 0.1,
+                        images: ImagesOpt = None, workers: WorkersOpt = 0):
+    ("Convert a folder-per-class image tree into the noisy-label CSV (images stay where they are; with --faces their "
+     "aligned face crops are written, and images without a face listed in <CSV>_no_face.csv).")
     from ..data.convert import convert_imagefolder as convert
-    df = convert(root, output, valid_pct, seed, overwrite)
+    if all_faces and not faces: raise UserError("--all-faces works with --faces: add it")
+    df = convert(root, output, valid_pct, seed, overwrite, faces, all_faces, face_size, face_margin, images, workers)
     _print_summary(df, output)

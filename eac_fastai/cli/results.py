@@ -6,7 +6,7 @@ import typer
 from ..analysis.outputs import TTA as TTAS
 from ..errors import UserError
 from ..files import check_new_file
-from .common import CheckpointOpt, OverwriteOpt, app, console, user_errors
+from .common import CheckpointOpt, FaceMarginOpt, FaceSizeOpt, OverwriteOpt, app, console, err_console, user_errors
 
 TTA = Enum('TTA', {t: t for t in ('none', *TTAS)}, type=str)     # the CLI's choices: none, or `outputs`' TTAs
 
@@ -83,7 +83,8 @@ def label_issues(run: Annotated[Path, typer.Argument(help="a run folder (its dat
 @user_errors
 def predict(source: Annotated[Path, typer.Argument(help="a run folder (its recipe + models/CHECKPOINT.pth), "
                                                        "an ONNX export (.onnx) or an export .pkl")],
-            images: Annotated[list[Path], typer.Argument(help="image files or folders (searched recursively)")],
+            images: Annotated[list[Path], typer.Argument(help="image files or folders (searched recursively); "
+                                                              "with --faces also videos")],
             output: Annotated[Optional[Path], typer.Option('-o', '--output',
                                                            help="CSV to write (default: print CSV)")] = None,
             checkpoint: CheckpointOpt = 'last',
@@ -91,18 +92,47 @@ def predict(source: Annotated[Path, typer.Argument(help="a run folder (its recip
             overwrite: OverwriteOpt = False,
             trust_pickle: Annotated[bool, typer.Option(
                 '--trust-pickle', help="load an export .pkl (a pickle can run code: only files you made)")] = False,
-            tta: TTAOpt = TTA.none):
-    "Class probabilities for images: one row per image with the predicted class and prob_<class> columns."
-    from ..analysis.predict import image_files, inference_learner, predict_images, predict_onnx
+            tta: TTAOpt = TTA.none,
+            faces: Annotated[bool, typer.Option('--faces', help="detect and align every face; one row per face "
+                                                                "(needs the faces extra)")] = False,
+            face_size: FaceSizeOpt = 112, face_margin: FaceMarginOpt = 0.1,
+            every: Annotated[Optional[int], typer.Option(min=1, help="videos: classify every N-th frame")] = None,
+            fps: Annotated[Optional[float], typer.Option(min=0.001, help="videos: classify this many frames "
+                                                                         "per second")] = None,
+            annotate: Annotated[Optional[Path], typer.Option(help="videos: write a copy with boxes and classes "
+                                                                 "drawn (.mp4, .mkv, .mov, .avi)")] = None):
+    ("Class probabilities for images: one row per image (with --faces: per face, and per sampled video frame) with the "
+     "predicted class and prob_<class> columns.")
+    from ..analysis.faces import annotate_video, is_video, no_face_summary, predict_faces
+    from ..analysis.predict import classifier, image_files
+    from ..data.faces import FaceDetector
+    from ..data.video import video_format
     from ..files import write_atomic
+    if not faces and (every or fps or annotate):
+        raise UserError("--every, --fps and --annotate work on the faces of videos: add --faces")
+    if every and fps: raise UserError("--every and --fps both given: choose one way to sample frames")
     if output is not None: check_new_file(output, overwrite)
-    files = image_files(images)
-    if source.suffix.lower() == '.onnx': preds = predict_onnx(source, files, bs, _tta(tta))
-    else: preds = predict_images(inference_learner(source, files, checkpoint, bs, trust_pickle), files, bs, _tta(tta))
+    if annotate is not None: check_new_file(annotate, overwrite); video_format(annotate)
+    files = image_files(images, videos=faces)
+    if annotate is not None and len(videos := [f for f in files if is_video(f)]) != 1:
+        raise UserError(f"--annotate {annotate}: give exactly one video to draw on ({len(videos)} given)")
+    classify = classifier(source, checkpoint, bs, trust_pickle, _tta(tta))
+    if faces:
+        preds = predict_faces(classify, files, FaceDetector(), face_size, face_margin, every, fps)
+        empty, units, some = no_face_summary(preds)
+        if empty == units: raise UserError(f"no face found in {', '.join(map(str, files[:5]))}"
+                                           f"{' …' if len(files) > 5 else ''}; without --faces whole images are "
+                                           "classified")
+        if empty: err_console.print(f"no face in {empty} of {units} images/frames (rows with an empty face): "
+                                f"{', '.join(some)}{' …' if empty > len(some) else ''}", highlight=False)
+    else: preds = classify(files)
     if output is None: print(preds.to_csv(index=False), end='')
     else:
         write_atomic(output, preds.to_csv(index=False))
-        console.print(f"{len(preds)} images → {output}", highlight=False)
+        console.print(f"{len(preds)} rows → {output}", highlight=False)
+    if annotate is not None:                        # on stderr when the CSV goes to stdout
+        (console if output else err_console).print(f"annotated → {annotate_video(videos[0], annotate, preds)}",
+                                                   highlight=False)
 
 @app.command()
 @user_errors
