@@ -115,7 +115,12 @@ class W:
         photos()[name].save(self.case/folder/f'{name}.png')
         return self.case/folder/f'{name}.png'
 
-    def video(self, name='clip.mp4') -> Path: return panned_video(self.case/name, n=3)
+    def video(self, name='clip.mp4', damaged:bool=False) -> Path:
+        "A generated video of a face (`test_faces.panned_video`); `damaged`: 4 kB zeroed in its middle."
+        clip = panned_video(self.case/name, n=24 if damaged else 3)
+        if damaged:
+            b = bytearray(clip.read_bytes()); b[len(b)//2:len(b)//2 + 4000] = bytes(4000); clip.write_bytes(bytes(b))
+        return clip
 
 def _drop(col): return lambda df: df.drop(columns=col)
 def _set(row, col, value):
@@ -404,6 +409,9 @@ RUN_CASES = [*_checkpoint_cases(),
     C('predict-tta', lambda w: ['predict', str(w.run), str(w.images()), '--tta', 'five-crop'], "'five-crop' is not"),
     C('predict-video-unreadable', lambda w: ['predict', str(w.run), str(w.file('clip.mp4', b'not a video')), '--faces'],
       'clip.mp4 (not a readable video'),
+    C('predict-video-damaged', lambda w: ['predict', str(w.run), str(w.video(damaged=True)), '--faces', '-o',
+                                          str(w.out/'p.csv'), '--annotate', str(w.out/'a.mp4')],
+      'clip.mp4: frame', 'does not decode'),
     C('predict-video-no-stream', lambda w: ['predict', str(w.run), str(w.file('a.mp4', b'')), '--faces'], 'a.mp4'),
     C('predict-video-without-faces', lambda w: ['predict', str(w.run), str(w.video())], 'clip.mp4: a video',
       'pass --faces'),
@@ -542,6 +550,10 @@ OTHER_CASES = [
                                                  str(w.photo('camera', 'tree/men').parents[1]),
                                                  '-o', str(w.case/'i.csv'), '--faces', '--images', '../out/i'],
       "without '..'"),
+    C('convert-faces-inside-the-photos', lambda w: ['convert', 'imagefolder',
+                                                    str(w.photo('camera', 'tree/men').parents[1]),
+                                                    '-o', str(w.case/'tree'/'i.csv'), '--faces'],
+      'inside the photo folder'),
     C('convert-faces-no-face-list-exists', lambda w: _faces_beside(w, 'i_no_face.csv'), 'i_no_face.csv',
       'already exists'),
 ]

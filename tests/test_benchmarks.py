@@ -3,6 +3,7 @@
 import importlib.util, json, subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
+from test_faces import bench_faces
 
 ROOT = Path(__file__).parent.parent
 RESULTS = ROOT/'benchmarks'/'results'
@@ -168,8 +169,6 @@ def test_results_are_rewritten_after_every_run(tmp_path):
     assert r.returncode == 0 and '| sym30 | eac | 5 | 2 | 85.0 ± 7.1 |' in r.stdout
     assert not list(tmp_path.glob('.*.tmp'))
 
-faces_spec = importlib.util.spec_from_file_location('bench_faces', ROOT/'benchmarks'/'bench_faces.py')
-bench_faces = importlib.util.module_from_spec(faces_spec); faces_spec.loader.exec_module(bench_faces)
 
 def test_bench_faces_images_hold_their_true_faces_and_scoring_counts_each_face_once():
     sets = bench_faces.image_sets()

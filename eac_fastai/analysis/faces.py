@@ -10,14 +10,12 @@ import numpy as np, pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 from ..data.core import load_rgb
 from ..data.faces import FaceDetector, align
-from ..data.video import VIDEO_EXTS, video_frames, video_rate, write_video
+from ..data.video import is_video, video_frames, video_rate, write_video
 from ..errors import UserError
 
-__all__ = ['is_video', 'predict_faces', 'no_face_summary', 'annotate_video']
+__all__ = ['predict_faces', 'no_face_summary', 'annotate_video']
 
 BOX = ['x1', 'y1', 'x2', 'y2']
-
-def is_video(path) -> bool: return Path(path).suffix.lower() in VIDEO_EXTS
 
 def _frames(path:Path, every:int|None, fps:float|None):
     "`(frame, time, image)` of a video's sampled frames, or `(None, None, image)` once for a photo."
@@ -50,10 +48,11 @@ def predict_faces(classify:Callable, files, detector:FaceDetector|None=None, siz
     return out.astype({c: 'Int64' for c in ('frame', 'face') if c in out})
 
 def no_face_summary(out:pd.DataFrame) -> tuple[int, int, list[str]]:
-    "How many images/frames have no face, of how many, and the first few (`image` or `image@time`)."
-    key = out.image + (('@' + out.time.round(2).astype(str) + 's').where(out.time.notna(), '') if 'time' in out else '')
-    units, empty = key.drop_duplicates(), key[out.face.isna()]
-    return len(empty), len(units), empty.head(5).tolist()
+    "How many images and sampled frames have no face, of how many, and the first few (`image`, `image (frame N)`)."
+    frame = out.frame if 'frame' in out else pd.Series(pd.NA, index=out.index, dtype='Int64')
+    key = out.image + (' (frame ' + frame.astype(str) + ')').where(frame.notna(), '')
+    empty = key[out.face.isna()].drop_duplicates()
+    return len(empty), key.nunique(), empty.head(5).tolist()
 
 def _font(size:int):
     try: return ImageFont.load_default(size=size)

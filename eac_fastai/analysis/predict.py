@@ -15,7 +15,7 @@ from PIL import Image
 from fastai.learner import load_learner
 from ..data.convert import IMAGE_EXTS
 from ..data.core import image_problem, noisy_label_block
-from ..data.video import VIDEO_EXTS, video_problem
+from ..data.video import VIDEO_EXTS, is_video, video_problem
 from ..errors import UserError
 from ..models.onnx import OnnxClassifier, export_onnx
 from .outputs import outputs
@@ -27,7 +27,7 @@ __all__ = ['image_files', 'inference_learner', 'classifier', 'predict_images', '
 
 def image_files(inputs, videos:bool=False) -> list[Path]:
     """The image files named by `inputs` (files, or folders searched recursively for `IMAGE_EXTS`, and `VIDEO_EXTS`
-    when `videos`), in order, checked readable."""
+    when `videos`), in order, each once, checked readable."""
     exts = (*IMAGE_EXTS, *(VIDEO_EXTS if videos else ()))
     files = []
     for p in map(Path, inputs):
@@ -39,9 +39,10 @@ def image_files(inputs, videos:bool=False) -> list[Path]:
             files += found
         elif p.exists(): files.append(p)
         else: raise UserError(f"{p}: no such image file or folder")
-    if not videos and (vids := [str(f) for f in files if f.suffix.lower() in VIDEO_EXTS]):
+    files = list(dict.fromkeys(files))                         # a file named twice (itself and its folder): once
+    if not videos and (vids := [str(f) for f in files if is_video(f)]):
         raise UserError(f"{', '.join(vids[:3])}: a video; pass --faces to classify the faces in its frames")
-    problem = lambda f: video_problem(f) if f.suffix.lower() in VIDEO_EXTS else image_problem(f)
+    problem = lambda f: video_problem(f) if is_video(f) else image_problem(f)
     if bad := [f"{f} ({why})" for f in files if (why := problem(f))]:
         raise UserError(f"{len(bad)} of {len(files)} file(s) are not readable images or videos: {', '.join(bad[:10])}"
                         f"{' …' if len(bad) > 10 else ''}; remove or replace them, or give the other files")

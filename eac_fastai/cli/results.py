@@ -103,10 +103,10 @@ def predict(source: Annotated[Path, typer.Argument(help="a run folder (its recip
                                                                  "drawn (.mp4, .mkv, .mov, .avi)")] = None):
     ("Class probabilities for images: one row per image (with --faces: per face, and per sampled video frame) with the "
      "predicted class and prob_<class> columns.")
-    from ..analysis.faces import annotate_video, is_video, no_face_summary, predict_faces
+    from ..analysis.faces import annotate_video, no_face_summary, predict_faces
     from ..analysis.predict import classifier, image_files
     from ..data.faces import FaceDetector
-    from ..data.video import video_format
+    from ..data.video import is_video, video_format
     from ..files import write_atomic
     if not faces and (every or fps or annotate):
         raise UserError("--every, --fps and --annotate work on the faces of videos: add --faces")
@@ -126,13 +126,13 @@ def predict(source: Annotated[Path, typer.Argument(help="a run folder (its recip
         if empty: err_console.print(f"no face in {empty} of {units} images/frames (rows with an empty face): "
                                 f"{', '.join(some)}{' …' if empty > len(some) else ''}", highlight=False)
     else: preds = classify(files)
+    if annotate is not None:                        # first: a video that fails to decode leaves no CSV either
+        (console if output else err_console).print(f"annotated → {annotate_video(videos[0], annotate, preds)}",
+                                                   highlight=False)
     if output is None: print(preds.to_csv(index=False), end='')
     else:
         write_atomic(output, preds.to_csv(index=False))
         console.print(f"{len(preds)} rows → {output}", highlight=False)
-    if annotate is not None:                        # on stderr when the CSV goes to stdout
-        (console if output else err_console).print(f"annotated → {annotate_video(videos[0], annotate, preds)}",
-                                                   highlight=False)
 
 @app.command()
 @user_errors

@@ -11,7 +11,7 @@ import hashlib
 from csv import reader as csv_rows
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from PIL import Image
+from PIL import Image, ImageOps
 import fastai.callback.data  # noqa: F401  DataBlock.weighted_dataloaders
 from fastai.callback.data import WeightedDL
 from fastai.data.block import DataBlock, CategoryBlock
@@ -177,11 +177,11 @@ _WIDE_MODES = ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I', 'F')
 
 def load_rgb(o) -> Image.Image:
     """The 8-bit RGB image of a label-frame row (its `path`), a path, or a PIL image (what `predict` and `test_dl` are
-    given): grayscale, palette and alpha images converted as PIL converts them; 16-bit images (and 32-bit ones above
-    255) scaled by 1/257."""
+    given), upright as its EXIF orientation says (phone photos): grayscale, palette and alpha images converted as PIL
+    converts them; 16-bit images (and 32-bit ones above 255) scaled by 1/257."""
     o = o['path'] if isinstance(o, (pd.Series, dict)) else o
     try:
-        im = o if isinstance(o, Image.Image) else Image.open(o)
+        im = ImageOps.exif_transpose(o if isinstance(o, Image.Image) else Image.open(o))
         if im.mode in _WIDE_MODES:
             a = np.asarray(im, dtype=np.float64)
             if im.mode.startswith('I;16') or a.max() > 255: a = a/257

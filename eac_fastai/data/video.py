@@ -9,8 +9,8 @@ from PIL import Image
 from ..errors import UserError
 from ..files import atomic_path
 
-__all__ = ['VIDEO_EXTRA', 'VIDEO_EXTS', 'VIDEO_FORMATS', 'video_problem', 'video_frames', 'video_rate', 'video_format',
-           'write_video']
+__all__ = ['VIDEO_EXTRA', 'VIDEO_EXTS', 'VIDEO_FORMATS', 'is_video', 'video_problem', 'video_frames', 'video_rate',
+           'video_format', 'write_video']
 
 VIDEO_EXTRA = 'pip install -e ".[video]" (av: FFmpeg through PyAV)'
 VIDEO_EXTS = ('.mp4', '.mov', '.m4v', '.mkv', '.avi', '.webm', '.mpg', '.mpeg', '.wmv', '.flv', '.gif')
@@ -21,6 +21,10 @@ def _av():
     except ImportError: raise UserError(f"reading and writing video needs PyAV, which is not installed: "
                                         f"{VIDEO_EXTRA}") from None
     return av
+
+def is_video(path) -> bool:
+    "Whether `path` names a video file (by its extension, `VIDEO_EXTS`)."
+    return Path(path).suffix.lower() in VIDEO_EXTS
 
 def video_problem(path) -> str:
     "'' when `path` opens as a video whose first frame decodes, else why not (one line)."
@@ -35,23 +39,33 @@ def video_problem(path) -> str:
     return ''
 
 def video_frames(path, every:int|None=None, fps:float|None=None) -> Iterator[tuple[int, float, Image.Image]]:
-    """`(frame index, time in seconds, RGB image)` of the frames of `path`'s first video stream: every frame, every
-    `every`-th frame from the first, or the first frame at or after each multiple of 1/`fps` seconds."""
+    """`(frame index, time in seconds from the first frame, RGB image)` of the frames of `path`'s first video stream,
+    upright as its rotation metadata says (phone videos): every frame, every `every`-th frame from the first, or the
+    first frame at or after each multiple of 1/`fps` seconds. A frame that does not decode: a `UserError` naming it."""
     av = _av()
     if every is not None and every < 1 or fps is not None and fps <= 0:
         raise ValueError(f"every={every}, fps={fps}: give a positive number of frames or frames per second")
     with av.open(str(path)) as c:
         stream = c.streams.video[0]
         stream.thread_type = 'AUTO'
-        rate = float(stream.average_rate or stream.guessed_rate or 25)
-        due = 0.
-        for i, frame in enumerate(c.decode(stream)):
+        rate, start = float(stream.average_rate or stream.guessed_rate or 25), None
+        due, i, frames = 0., -1, c.decode(stream)
+        while True:
+            try: frame = next(frames)
+            except StopIteration: return
+            except av.FFmpegError as e:
+                raise UserError(f"{path}: frame {i + 1} does not decode ({getattr(e, 'strerror', None) or e}); "
+                                "the file is damaged: re-encode or cut it") from None
+            i += 1
             t = float(frame.time) if frame.time is not None else i/rate
+            start = t if start is None else start
+            t -= start
             if every is not None and i % every: continue
             if fps is not None:
                 if t + 1e-6 < due: continue
                 due = (int(t*fps + 1e-6) + 1)/fps
-            yield i, t, frame.to_image()
+            img = frame.to_image()
+            yield i, t, img.rotate(frame.rotation, expand=True) if getattr(frame, 'rotation', 0) else img
 
 def video_rate(path) -> Fraction:
     "The average frame rate of `path`'s first video stream (25 when the file does not say)."
@@ -69,7 +83,7 @@ def video_format(path) -> str:
 
 def write_video(path, frames:Iterable[Image.Image], rate:Fraction) -> Path:
     """Encode `frames` (RGB images of one size) at `rate` frames per second into the new file `path` (`VIDEO_FORMATS`
-    by its extension), through a temporary file: a failure leaves nothing."""
+    by its extension), through a temporary file: a failure leaves nothing. Video only: no audio track."""
     av, path, fmt = _av(), Path(path), video_format(path)
     codec = 'libx264' if 'libx264' in av.codecs_available else 'mpeg4'
     with atomic_path(path) as tmp, av.open(str(tmp), 'w', format=fmt) as c:
@@ -80,5 +94,6 @@ def write_video(path, frames:Iterable[Image.Image], rate:Fraction) -> Path:
                 stream.width, stream.height, stream.pix_fmt = img.width//2*2, img.height//2*2, 'yuv420p'
             frame = av.VideoFrame.from_image(img.convert('RGB').crop((0, 0, stream.width, stream.height)))
             c.mux(stream.encode(frame))
-        if stream is not None: c.mux(stream.encode())
+        if stream is None: raise UserError(f"{path}: no frames to write")
+        c.mux(stream.encode())
     return path

@@ -58,7 +58,11 @@ def _face_crops(df, root:Path, rel:str, out_csv:Path, no_face_csv:Path, all_face
     "`df`'s images replaced by their aligned face crops, written with the CSV; the images without a face listed apart."
     from ..core import load_rgb
     from ..faces import FaceDetector, align
-    dest, detect = _images_dir(out_csv, images, (root,), overwrite), FaceDetector()
+    dest = _images_dir(out_csv, images, (root,), overwrite)
+    if root.resolve() in dest.resolve().parents:
+        raise UserError(f"{dest}: inside the photo folder {root}, where a later conversion would take the crops for "
+                        "photos; write the CSV (or --images) outside it")
+    detect = FaceDetector(threads=1 if num_workers > 0 else 0)     # worker threads share the session
     below = [Path(p[len(rel) + 1:]) for p in df.image]                 # each image's path below `root`
     stems = pd.Series([b.with_suffix('').as_posix() for b in below])
     names = [Path(f"{s}{'_' + b.suffix[1:] if dup else ''}")          # a.jpg and a.png: a_jpg.png, a_png.png
