@@ -359,6 +359,11 @@ def _foreign_onnx(w) -> Path:
     onnx.save(model, w.case/'foreign.onnx')
     return w.case/'foreign.onnx'
 
+def _strip_mean_class(run):
+    "The run's metrics.json as eac-fastai wrote it before it recorded the mean class accuracy."
+    m = json.loads((run/'metrics.json').read_text())
+    (run/'metrics.json').write_text(json.dumps({k: v for k, v in m.items() if 'class_accuracy' not in k}))
+
 def _edit(run, old, new):
     f = run/'recipe.yaml'; f.write_text(f.read_text().replace(old, new))
 
@@ -446,6 +451,9 @@ RUN_CASES = [*_checkpoint_cases(),
     C('report-sweep-foreign', lambda w: ['report', str(w.file('sw/sweep.csv', 'a,b\n1,2\n').parent),
                                          '-o', str(w.out/'r.html')], 'not written by eac-fastai sweep'),
     C('table-no-runs', lambda w: ['table', str(w.case)], 'no finished run'),
+    C('table-metric-not-recorded', lambda w: ['table', str(w.run_copy(True, _strip_mean_class)), '--metric',
+                                              'mean_class_accuracy'], 'trained before', '--metric accuracy'),
+    C('table-metric-unknown', lambda w: ['table', str(w.run), '--metric', 'f1'], "'f1' is not one of"),
     C('table-missing', lambda w: ['table', str(w.case/'none')], 'none'),
 ]
 

@@ -124,7 +124,7 @@ def test_no_hooks_left_after_fit_lr_find_or_interrupt(dls, tmp_path):
     with pytest.raises(KeyboardInterrupt): learn.fit(1, cbs=Boom())
     learn.fit(1, 1e-3)                                      # a new fit replaces the hook the interrupted one left
     assert _n_hooks(learn.model) == 0
-    assert learn.metrics.attrgot('name') == ['accuracy']    # the logging metrics are removed after fit
+    assert learn.metrics.attrgot('name') == ['accuracy', 'mean_class_accuracy']   # logging metrics removed after fit
 
 @pytest.mark.parametrize('method,kw', [('eac', {}), ('eac', dict(one_forward=True)), ('ac', {})])
 def test_model_can_be_deep_copied_between_steps(dls, method, kw):
@@ -142,14 +142,15 @@ def test_logs_ce_and_consistency_and_works_with_one_cycle(dls):
     learn = eac_learner(dls, 'resnet18', cbs=[cap])
     learn.fit_one_cycle(2, 1e-3)
     names = list(learn.recorder.metric_names)
-    assert names == ['epoch', 'train_loss', 'valid_loss', 'accuracy', 'train_ce', 'train_consistency', 'time']
+    assert names == ['epoch', 'train_loss', 'valid_loss', 'accuracy', 'mean_class_accuracy', 'train_ce',
+                     'train_consistency', 'time']
     per_epoch = len(dls.train)
     for e, row in enumerate(learn.recorder.values):
         batch = cap.rows[e*per_epoch:(e+1)*per_epoch]
         # 56 training images, bs 16, last batch kept (drop_last off)
         w = [16, 16, 16, 8]
-        assert row[3] == pytest.approx(sum(b[0]*n for b, n in zip(batch, w))/56, rel=1e-5)
-        assert row[4] == pytest.approx(sum(b[2]*n for b, n in zip(batch, w))/56, rel=1e-5)
+        assert row[4] == pytest.approx(sum(b[0]*n for b, n in zip(batch, w))/56, rel=1e-5)
+        assert row[5] == pytest.approx(sum(b[2]*n for b, n in zip(batch, w))/56, rel=1e-5)
     lrs = learn.recorder.lrs
     assert lrs[0] < max(lrs) and lrs[-1] < max(lrs) and max(lrs) == pytest.approx(1e-3, rel=0.05)   # one cycle
 
@@ -215,11 +216,11 @@ def test_lr_find_tracks_the_whole_objective(dls, tmp_path):
 def test_validate_and_inference_leave_training_state_alone(dls):
     "validate/get_preds fire before_fit too: EAC must not hook the body or add its train-only columns there."
     learn = eac_learner(dls, 'resnet18')
-    loss, acc = learn.validate()
-    assert _n_hooks(learn.model) == 0 and learn.metrics.attrgot('name') == ['accuracy']
+    loss, acc, mean_class = learn.validate()
+    assert _n_hooks(learn.model) == 0 and learn.metrics.attrgot('name') == ['accuracy', 'mean_class_accuracy']
     learn.fit(1, 1e-3)
     assert learn.recorder.metric_names[-3:] == ['train_ce', 'train_consistency', 'time']
-    assert len(learn.validate()) == 2 and _n_hooks(learn.model) == 0
+    assert len(learn.validate()) == 3 and _n_hooks(learn.model) == 0
 
 def test_one_forward_equals_two_forward_calls(demo_csv):
     """EAC's one-forward option (both views in one pass, BatchNorm per view) computes the official two-call step: same

@@ -115,8 +115,8 @@ def test_scn_relabels_persist_and_feed_the_loss(dls):
     assert ((frame.scn_label != frame.given).sum() == frame.relabelled.sum() and
             set(frame.image) == set(dls.train_ds.items.image))
     hist = learn.recorder.values
-    # train_loss, valid_loss, accuracy, train_ce, train_rank_reg, relabelled
-    assert len(hist[-1]) == 6
+    # train_loss, valid_loss, accuracy, mean_class_accuracy, train_ce, train_rank_reg, relabelled
+    assert len(hist[-1]) == 7
 
 def test_scn_batches_train_on_the_current_labels(dls):
     seen = []
@@ -194,7 +194,7 @@ def test_lr_find_leaves_every_method_as_it_was(dls, method, tmp_path):
     assert all(torch.equal(v, learn.model.state_dict()[k]) for k, v in before.items())   # lr_find restores the weights
     assert not any(m._forward_hooks for m in learn.model.modules())                      # no hook left behind
     # only accuracy: the logged terms are removed
-    assert len(learn.metrics) == 1
+    assert len(learn.metrics) == 2                                                   # accuracy, mean class accuracy
     if method == 'scn': assert learn.scn.relabelled_share() == 0 and 'get_idxs' not in vars(learn.dls.train)
 
 def test_rul_classifier_lr_under_fastais_own_fits(dls, tmp_path):
@@ -235,7 +235,7 @@ def test_an_interrupted_fit_leaves_a_usable_learner(dls, method, tmp_path):
     learn.export('m.pkl')
     assert load_learner(tmp_path/'m.pkl').predict(dls.valid_ds.items.path.iloc[0])[2].shape == (len(dls.vocab),)
     _fit(learn)                                                                      # and it trains again
-    assert len(learn.metrics) == 1
+    assert len(learn.metrics) == 2                                                   # accuracy, mean class accuracy
 
 @pytest.mark.parametrize('method', list(METHODS))
 def test_each_method_has_one_home_for_its_settings(method):

@@ -94,10 +94,10 @@ def _colour(cmap:str, k:int):
     return colormaps[cmap](k % colormaps[cmap].N)
 
 def curves_figure(history:pd.DataFrame) -> Figure:
-    """Per epoch: evaluation accuracy; training and evaluation losses (and the method's terms); memorisation,
-    when logged."""
+    """Per epoch: evaluation accuracy (and mean class accuracy); training and evaluation losses (and the method's
+    terms); memorisation, when logged."""
     h, e = history, history.epoch + 1
-    panels = [('accuracy', ['accuracy']),
+    panels = [('accuracy', [c for c in ('accuracy', 'mean_class_accuracy') if c in h]),
               ('loss', [c for c in ('train_loss', 'valid_loss', 'train_ce', 'train_consistency', 'train_rank_reg')
                         if c in h])]
     if 'flipped_as_given' in h:

@@ -74,6 +74,13 @@ def _issues_section(out, classes) -> str:
     return f'<p>{html.escape(text)}.</p>' + _table(frame.head(15),
                                                    left=('image', 'given_label', 'predicted_label', 'clean_label'))
 
+def _per_class(accuracy:dict|None) -> str:
+    "The final model's accuracy per class on the evaluation split, as a table (nothing for runs without it)."
+    if not accuracy: return ''
+    rows = pd.DataFrame({'class': list(accuracy), 'accuracy': list(accuracy.values())})
+    return ('<p class="note">Accuracy per class on the evaluation split (final model); their mean is the mean class '
+            'accuracy.</p>' + _table(rows, left=('class',)))
+
 def run_report(run, checkpoint:str='last', n_attention:int=8, tsne_points:int=2000, settings=None) -> str:
     "The HTML report of run directory `run` (its data must be where its recipe says)."
     run = Path(run)
@@ -83,7 +90,8 @@ def run_report(run, checkpoint:str='last', n_attention:int=8, tsne_points:int=20
     classes = list(learn.dls.vocab)
     out = training_outputs(learn)
     sections = [('Metrics', _table(pd.DataFrame([{k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}])
-                                   .T.reset_index().set_axis(['metric', 'value'], axis=1), left=('metric', 'value'))),
+                                   .T.reset_index().set_axis(['metric', 'value'], axis=1), left=('metric', 'value'))
+                 + _per_class(metrics.get('per_class_accuracy'))),
                 ('Training curves', _img(curves_figure(history), 'training curves') +
                  '<p class="note">Accuracy and losses per epoch; memorisation: among the training images whose label '
                  'was flipped, the share the model predicts as the given (noisy) label and as the clean label.</p>')]

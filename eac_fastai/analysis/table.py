@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd, yaml
 from ..errors import UserError
 
-__all__ = ['PAPER_TABLE1', 'PAPER_AC_RAFDB_30', 'METHOD_ORDER', 'DATASET_ORDER', 'collect_runs', 'results_table']
+__all__ = ['PAPER_TABLE1', 'PAPER_AC_RAFDB_30', 'METHOD_ORDER', 'DATASET_ORDER', 'METRICS', 'collect_runs',
+           'results_table']
 
 _T1 = """baseline 1 10 81.01 83.29 57.24
 scn 1 10 82.15 84.99 58.60
@@ -49,16 +50,20 @@ def _paper(method, init, noise, dataset):
 
 METHOD_ORDER, DATASET_ORDER = ('baseline', 'ac', 'scn', 'rul', 'eac'), ('rafdb', 'ferplus', 'affectnet')
 
-def _read_run(d:Path) -> dict:
-    "The table cell and accuracies (%) of the finished run in `d`."
+METRICS = ('accuracy', 'mean_class_accuracy')            # what `table` can lay out (`--metric`)
+
+def _read_run(d:Path, metric:str='accuracy') -> dict:
+    "The table cell and `metric` (%: last-5, final, best) of the finished run in `d`."
     try: m, r = json.loads((d/'metrics.json').read_text()), yaml.safe_load((d/'recipe.yaml').read_text())
     except (OSError, ValueError, yaml.YAMLError) as e:
         raise UserError(f"{d}: not a finished run: cannot read its metrics.json and recipe.yaml "
                         f"({type(e).__name__}: {e})") from None
-    need = ('last5_mean_accuracy', 'final_accuracy', 'best_accuracy')
+    need = (f'last5_mean_{metric}', f'final_{metric}', f'best_{metric}')
     if not (isinstance(m, dict) and isinstance(r, dict) and all(isinstance(m.get(k), (int, float)) for k in need)):
+        old = metric != 'accuracy' and isinstance(m, dict) and 'final_accuracy' in m
         raise UserError(f"{d}: metrics.json needs {', '.join(need)} and recipe.yaml a recipe; "
-                        "is it an eac-fastai run folder?")
+                        + ("the run was trained before eac-fastai recorded it: use --metric accuracy" if old
+                           else "is it an eac-fastai run folder?"))
     tags, data, model = r.get('tags') or {}, r.get('data') or {}, r.get('model') or {}
     if m.get('train_noise_rate') is not None: noise = 5*round(20*m['train_noise_rate'])  # measured, to the nearest 5%
     else: noise = int(''.join(c for c in str(tags['noise']) if c.isdigit()) or 0) if 'noise' in tags else None
@@ -67,7 +72,7 @@ def _read_run(d:Path) -> dict:
     recipe = {k: v for k, v in _flat(r).items() if k != 'seed' and not k.startswith('tags.')}
     return dict(run=str(d), dataset=dataset, method=r.get('method', 'eac'), noise=noise,
                 init='pretrained' if model.get('weights') else 'scratch', recipe=recipe,
-                **{k.split('_')[0]: 100*m[k] for k in need}, epochs=m.get('epochs'))
+                **{k.split('_')[0]: 100*m[k] for k in need}, epochs=m.get('epochs'), metric=metric)
 
 def _flat(d:dict, prefix='') -> dict:
     "A nested dict as `{dotted key: value}`."
@@ -82,26 +87,30 @@ def _variants(recipes:list[dict]) -> list[str]:
     keys = sorted({k for r in recipes for k in r if len({repr(x.get(k)) for x in recipes}) > 1})
     return [' '.join(f'{k}={r.get(k)}' for k in keys) for r in recipes]
 
-def collect_runs(paths) -> pd.DataFrame:
-    "One row per finished run found in `paths` (run folders, or folders searched for them)."
+def collect_runs(paths, metric:str='accuracy') -> pd.DataFrame:
+    "One row per finished run found in `paths` (run folders, or folders searched for them), with its `metric`."
     dirs = []
     for p in map(Path, paths):
         if not p.exists(): raise UserError(f"{p}: no such run folder")
         dirs += [p] if (p/'metrics.json').is_file() else sorted(f.parent for f in p.rglob('metrics.json'))
     if not dirs: raise UserError(f"no finished run (a folder with metrics.json) in {', '.join(map(str, paths))}")
-    runs = pd.DataFrame([_read_run(d) for d in dirs])
+    if metric not in METRICS: raise UserError(f"metric {metric!r}: choose one of {', '.join(METRICS)}")
+    runs = pd.DataFrame([_read_run(d, metric) for d in dirs])
     runs['variant'] = ''
     for _, g in runs.groupby(['init', 'noise', 'method', 'dataset'], dropna=False):
         runs.loc[g.index, 'variant'] = _variants(list(g.recipe))
     return runs.drop(columns='recipe')
 
 def results_table(runs:pd.DataFrame) -> pd.DataFrame:
-    """Mean last-5 accuracy (%) per (init, noise, method, variant, dataset) cell with the number of runs and the paper's
-    number, in the paper's order: pretrained first, noise up, baseline … EAC, RAF-DB, FERPlus, AffectNet."""
+    """Mean last-5 accuracy (or the runs' other `metric`, %) per (init, noise, method, variant, dataset) cell with the
+    number of runs and the paper's number (accuracy only: Table 1 reports no other), in the paper's order: pretrained
+    first, noise up, baseline … EAC, RAF-DB, FERPlus, AffectNet."""
     g = runs.groupby(['init', 'noise', 'method', 'variant', 'dataset'], dropna=False)
     out = g.agg(last5=('last5', 'mean'), final=('final', 'mean'), best=('best', 'mean'),
                 runs=('run', 'size')).reset_index()
-    out['paper'] = [_paper(m, i, n, d) for m, i, n, d in zip(out.method, out.init, out.noise, out.dataset)]
+    accuracy = 'metric' not in runs or (runs.metric == 'accuracy').all()
+    out['paper'] = [_paper(m, i, n, d) if accuracy else None
+                    for m, i, n, d in zip(out.method, out.init, out.noise, out.dataset)]
     out['diff'] = out.last5 - out.paper.astype(float)
     rank = lambda order: lambda s: s.map(lambda v: (order.index(v), '') if v in order else (len(order), str(v)))
     keys = dict(init=rank(('pretrained', 'scratch')), method=rank(METHOD_ORDER), dataset=rank(DATASET_ORDER))

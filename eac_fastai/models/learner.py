@@ -7,6 +7,7 @@ import torch
 import fastai.callback.schedule, fastai.callback.fp16, fastai.callback.channelslast  # noqa: F401
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
+from ..metrics import MeanClassAccuracy
 from fastai.optimizer import OptimWrapper, Adam, SGD
 from fastai.vision.learner import vision_learner
 from fastai.callback.fp16 import MixedPrecision
@@ -46,7 +47,7 @@ def eac_learner(dls,
                 weights=None,
                 opt:str='adam', wd:float=1e-4,         # a name in `OPTIMIZERS`; weight decay
                 wd_bn_bias:bool=True,                  # decay BatchNorm and bias too (False: fastai optimizers only)
-                metrics=accuracy, cbs=None,
+                metrics=None, cbs=None,                # None: accuracy and `MeanClassAccuracy()`
                 **kwargs):                             # method callback's args (e.g. `lam=5.`), then `vision_learner`'s
     """A `vision_learner` whose head is global average pooling → one Linear (so CAMs exist), body unfrozen, with
     `method`'s callback; SCN and RUL get their own heads (and RUL its parameter groups)."""
@@ -56,7 +57,8 @@ def eac_learner(dls,
         method = method_callback(method, **method_settings(method, kwargs))
     learn = vision_learner(dls, ARCHS[arch], pretrained=False, concat_pool=False, lin_ftrs=[], first_bn=False, ps=0.,
                            init=None, loss_func=CrossEntropyLossFlat(), opt_func=OPTIMIZERS[opt], wd=wd,
-                           wd_bn_bias=wd_bn_bias, metrics=metrics, cbs=[method, *(cbs or [])], **kwargs)
+                           wd_bn_bias=wd_bn_bias, cbs=[method, *(cbs or [])],
+                           metrics=[accuracy, MeanClassAccuracy()] if metrics is None else metrics, **kwargs)
     if weights is not None: load_backbone_weights(learn.model[0], ARCHS[arch](weights=None), weights)
     if hasattr(method, 'head'):
         lin, size = linear_head(learn.model), first(dls.valid)[0].shape[-2:]   # the image size the data gives

@@ -3,6 +3,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import torch
 from fastai.metrics import AccumMetric, accuracy
+from ..metrics import MeanClassAccuracy
 from fastai.torch_core import num_distrib
 from torch import nn
 from ..data.core import label_dataloaders
@@ -60,7 +61,8 @@ def recipe_learner(recipe:Recipe, dls, settings:Settings|None=None, path='.'):
     learn = eac_learner(dls, m.arch, recipe_method(recipe), settings.weights_path(m.weights) if m.weights else None,
                         opt=t.opt, wd=t.wd, wd_bn_bias=t.wd_bn_bias, path=path,
                         # over the gathered predictions
-                        metrics=AccumMetric(accuracy, flatten=False) if is_distributed() else accuracy)
+                        metrics=[AccumMetric(accuracy, flatten=False) if is_distributed() else accuracy,
+                                 MeanClassAccuracy()])
     if t.channels_last: learn.to_channelslast(use_amp=False)
     if t.precision != 'fp32':
         if dls.device.type != 'cuda':

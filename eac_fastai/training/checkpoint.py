@@ -8,7 +8,7 @@ run started with (resuming refuses an edited one). Every file goes through a tem
 leaves the previous epoch's checkpoint whole."""
 import random
 from contextlib import contextmanager
-import numpy as np, torch
+import numpy as np, pandas as pd, torch
 from fastai.callback.core import Callback
 from fastai.callback.progress import CSVLogger
 from fastai.callback.tracker import TrackerCallback
@@ -17,7 +17,7 @@ from fastai.torch_core import get_model
 from fastcore.basics import store_attr
 from ..methods.base import MethodCallback
 from ..errors import UserError
-from ..files import save_atomic
+from ..files import save_atomic, write_atomic
 
 __all__ = ['RESUME', 'RESUME_KEYS', 'rng_states', 'set_rng_states', 'CheckpointCallback', 'HistoryLogger',
            'restore_training_state', 'starting_at']
@@ -77,10 +77,17 @@ class CheckpointCallback(TrackerCallback):
                     scaler=scaler.state_dict() if (scaler := vars(self.learn).get('scaler')) is not None else None)
 
 class HistoryLogger(CSVLogger):
-    "fastai's `CSVLogger`, which appends to an existing history without a second header line when `append`."
+    """fastai's `CSVLogger`, which appends to an existing history without a second header line when `append`; a history
+    written by an earlier version gains the columns this one logs (empty for its epochs)."""
     def before_fit(self):
         f = self.path/self.fname
         if not (self.append and f.is_file() and f.stat().st_size): return super().before_fit()
+        old, names = pd.read_csv(f), list(self.recorder.metric_names)
+        if list(old.columns) != names:
+            if set(old.columns) - set(names):
+                raise UserError(f"{f}: has columns this run does not log ({', '.join(set(old.columns) - set(names))})"
+                                "; resume it with the eac-fastai version that started it")
+            write_atomic(f, old.reindex(columns=names).to_csv(index=False))
         self.file = f.open('a')
         self.old_logger, self.learn.logger = self.logger, self._write_line
 

@@ -8,6 +8,7 @@ from ..analysis.memorisation import MemorisationCallback
 from ..data.core import train_noise_rate
 from ..errors import TrainingDiverged, UserError
 from ..files import check_output_dir, write_atomic
+from ..metrics import per_class_accuracy
 from ..models.learner import export_learner
 from ..models.weights import load_torch_file
 from ..settings import Settings, load_settings
@@ -82,19 +83,23 @@ def _fit_and_finish(recipe:Recipe, run:Path|None, learn, lr:float, console:Conso
         fit_with_schedule(learn, t.schedule, t.epochs, lr, t.gamma, t.pct_start, cbs=cbs)
     if guard.diverged: _diverged(run, guard.diverged, t.epochs)
     if run is None: return None
-    with learn.no_bar(), learn.no_logging(): save_predictions(learn, run/f'preds_{recipe.data.valid_split}.csv')
+    with learn.no_bar(), learn.no_logging():
+        preds = save_predictions(learn, run/f'preds_{recipe.data.valid_split}.csv')
     if recipe.method == 'scn': write_atomic(run/'scn_labels.csv', learn.scn.relabel_frame().to_csv(index=False))
     history = pd.read_csv(run/'history.csv')
     metrics = dict(summarize_history(history), method=recipe.method, tags=recipe.tags, lr=lr,
                    valid_split=recipe.data.valid_split,
                    classes=list(learn.dls.vocab),
+                   per_class_accuracy=per_class_accuracy(preds.label, preds.pred, learn.dls.vocab),  # final model
                    n_train=len(learn.dls.train_ds), n_valid=len(learn.dls.valid_ds),
                    train_noise_rate=train_noise_rate(learn.dls))
     write_atomic(run/'metrics.json', json.dumps(metrics, indent=2))
     export_learner(learn, run/'export.pkl')
     console.print(f"accuracy: last-5 mean {metrics['last5_mean_accuracy']:.4f} · "
                   f"final {metrics['final_accuracy']:.4f} · "
-                  f"best {metrics['best_accuracy']:.4f} (epoch {metrics['best_epoch']}) → {run/'metrics.json'}",
+                  f"best {metrics['best_accuracy']:.4f} (epoch {metrics['best_epoch']})"
+                  + (f" · mean class last-5 {m:.4f}" if (m := metrics.get('last5_mean_mean_class_accuracy')) else '')
+                  + f" → {run/'metrics.json'}",
                   soft_wrap=True)
     return run
 

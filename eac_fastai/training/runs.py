@@ -75,13 +75,17 @@ def environment(device=None) -> dict:
                 git_sha=_git_sha(), command=sys.argv, started=datetime.now().isoformat(timespec='seconds'))
 
 def summarize_history(history:pd.DataFrame, metric:str='accuracy') -> dict:
-    """Final, best (selected on the evaluation split) and mean-of-last-5-epochs `metric`, the paper's protocol; with
-    the memorisation columns, the final and highest share of flipped training labels predicted as given."""
+    """Final, best (selected on the evaluation split) and mean-of-last-5-epochs `metric`, the paper's protocol (for
+    accuracy, the same of the mean class accuracy where it was logged); with the memorisation columns, the final and
+    highest share of flipped training labels predicted as given."""
     acc = history[metric].astype(float)
     best = int(acc.idxmax())
     out = {f'final_{metric}': float(acc.iloc[-1]), f'best_{metric}': float(acc.max()),
            'best_epoch': int(history.epoch.iloc[best]), f'last5_mean_{metric}': float(acc.iloc[-5:].mean()),
            'final_valid_loss': float(history.valid_loss.iloc[-1]), 'epochs': len(history)}
+    if metric == 'accuracy' and 'mean_class_accuracy' in history and history.mean_class_accuracy.notna().all():
+        out.update({k: v for k, v in summarize_history(history, 'mean_class_accuracy').items()
+                    if 'mean_class_accuracy' in k})
     if 'flipped_as_given' in history and history.flipped_as_given.notna().all():   # memorisation, where it was logged
         out.update(final_flipped_as_given=float(history.flipped_as_given.iloc[-1]),
                    max_flipped_as_given=float(history.flipped_as_given.max()),
