@@ -181,7 +181,8 @@ def load_rgb(o) -> Image.Image:
     converts them; 16-bit images (and 32-bit ones above 255) scaled by 1/257."""
     o = o['path'] if isinstance(o, (pd.Series, dict)) else o
     try:
-        im = ImageOps.exif_transpose(o if isinstance(o, Image.Image) else Image.open(o))
+        im = o if isinstance(o, Image.Image) else Image.open(o)
+        if im.getexif().get(0x0112, 1) != 1: im = ImageOps.exif_transpose(im)   # no copy of the upright ones
         if im.mode in _WIDE_MODES:
             a = np.asarray(im, dtype=np.float64)
             if im.mode.startswith('I;16') or a.max() > 255: a = a/257
