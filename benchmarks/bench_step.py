@@ -8,6 +8,7 @@ After the timing, each variant's peak memory during its steps is measured above 
     python benchmarks/bench_step.py                      # ResNet-18, 112 px, batch 32, 1 thread, CPU
     python benchmarks/bench_step.py --size 224 --threads 2 --json bench.json
     python benchmarks/bench_step.py --device cuda --size 224 --bs 64 --steps 20   # adds the mixed-precision variants
+    python benchmarks/bench_step.py --compile inductor                            # adds torch.compile's variant
 
 Variants (one optimizer step each; the data is already in memory, so only the step is timed):
 - `fastai_ce`:   eac-fastai's learner, method baseline (CE + the same batch augmentation: noise, erasing)
@@ -18,6 +19,8 @@ Variants (one optimizer step each; the data is already in memory, so only the st
 - `fastai_eac1`: `fastai_eac` with `one_forward=True` (one call over both views, BatchNorm per view)
 - `fastai_eac_cl`: `fastai_eac` in channels_last memory format (fastai's `ChannelsLast`; `train.channels_last`)
 - `fastai_eac_bf16`, `fastai_eac_fp16`: `fastai_eac` in mixed precision (fastai's `MixedPrecision`), CUDA only
+- `fastai_eac_compiled`: `fastai_eac` with `--compile BACKEND` (`train.compile`: torch.compile of the model); its
+                 compile time is its first step's wall time less its median step
 - `official`:    plain PyTorch written as the official EAC step (EAC_SPEC §7): two forwards, the CAM as a broadcast
                  product N×K×C×H×W summed over C, the flip by `grid_sample`, torch Adam; its augmentation runs in the
                  official DataLoader workers, so it is not in this step, while eac-fastai's batch augmentation is
@@ -33,6 +36,7 @@ import torchvision
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders, TfmdDL
 from eac_fastai.models.learner import eac_learner
+from eac_fastai.training.build import compile_model
 
 def clock(device) -> tuple[float, float]:
     "(wall, CPU) seconds now, after waiting for `device`'s queued work."
@@ -66,7 +70,7 @@ def peak_memory(run, device) -> int:
         now += e.self_cpu_memory_usage; top = max(top, now)
     return top
 
-def fastai_variant(method, x, y, bs, steps, channels_last=False, precision='fp32', **kwargs):
+def fastai_variant(method, x, y, bs, steps, channels_last=False, precision='fp32', compile=False, **kwargs):
     """A function running `steps` training batches of eac-fastai's learner with `method`; returns their (wall, cpu)
     times."""
     items = [(x[i % len(x)], y[i % len(y)]) for i in range(bs*steps)]
@@ -77,6 +81,7 @@ def fastai_variant(method, x, y, bs, steps, channels_last=False, precision='fp32
     learn = eac_learner(dls, 'resnet18', method=method, n_out=7, metrics=[], cbs=[timer], **kwargs)
     if channels_last: learn.to_channelslast(use_amp=False)
     if precision != 'fp32': learn.to_fp16() if precision == 'fp16' else learn.to_bf16()
+    compile_model(learn, compile)
     def run():
         with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-4)
         return timer.times
@@ -145,6 +150,8 @@ def main():
     p.add_argument('--repeats', type=int, default=3); p.add_argument('--threads', type=int, default=1)
     p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     p.add_argument('--json', type=Path, default=None)
+    p.add_argument('--compile', choices=['inductor', 'aot_eager', 'cudagraphs'], default=None,
+                   help='add fastai_eac_compiled: the EAC learner under torch.compile with this backend')
     a = p.parse_args()
     torch.set_num_threads(a.threads); torch.manual_seed(0)
     device = torch.device(a.device)
@@ -160,11 +167,13 @@ def main():
     if device.type == 'cuda':
         variants.update(fastai_eac_bf16=fastai_variant('eac', x, y, a.bs, n, precision='bf16'),
                         fastai_eac_fp16=fastai_variant('eac', x, y, a.bs, n, precision='fp16'))
+    if a.compile: variants['fastai_eac_compiled'] = fastai_variant('eac', x, y, a.bs, n, compile=a.compile)
     # per repeat, the (wall, cpu) of each timed step
-    reps = {k: [] for k in variants}
+    reps, first = {k: [] for k in variants}, {}
     for _ in range(a.repeats):
-        # alternating; the first step of each is warm-up
-        for k, run in variants.items(): reps[k].append(run()[1:])
+        # alternating; the first step of each is warm-up (and, compiled, the compilation)
+        for k, run in variants.items():
+            steps = run(); reps[k].append(steps[1:]); first.setdefault(k, steps[0][0])
     times = {k: [s for r in v for s in r] for k, v in reps.items()}
     med = {k: dict(wall=statistics.median(t for t, _ in v), cpu=statistics.median(c for _, c in v))
            for k, v in times.items()}
@@ -176,6 +185,7 @@ def main():
              'EAC channels_last ÷ contiguous': ('fastai_eac_cl', 'fastai_eac'),
              **{f'EAC {pr} ÷ fp32': (f'fastai_eac_{pr}', 'fastai_eac')
                 for pr in ('bf16', 'fp16') if f'fastai_eac_{pr}' in variants},
+             **({'EAC compiled ÷ eager': ('fastai_eac_compiled', 'fastai_eac')} if a.compile else {}),
              'official EAC ÷ plain CE': ('official', 'plain_ce'),
              'CE step eac-fastai ÷ plain PyTorch (no aug)': ('fastai_bare', 'plain_ce')}
     wall = lambda steps: statistics.median(t for t, _ in steps)
@@ -187,14 +197,17 @@ def main():
     mem = cam_bytes(a.bs, 7, 512, h, w)
     print(f"ResNet-18, {a.size} px, batch {a.bs}, {a.device}, {a.threads} thread(s), "
           f"{a.repeats}×{a.steps} timed steps per variant; torch {torch.__version__}")
-    print(f"{'variant':<16} {'wall s/step':>12} {'cpu s/step':>11} {'peak MiB':>9}")
-    for k, m in med.items(): print(f"{k:<16} {m['wall']:>12.4f} {m['cpu']:>11.3f} {peak[k]/2**20:>9.0f}")
+    print(f"{'variant':<20} {'wall s/step':>12} {'cpu s/step':>11} {'peak MiB':>9}")
+    for k, m in med.items(): print(f"{k:<20} {m['wall']:>12.4f} {m['cpu']:>11.3f} {peak[k]/2**20:>9.0f}")
     print(f"{'ratio (of medians)':<48} {'all':>6}   per repeat")
     for k, r in ratios.items(): print(f"{k:<48} {r:6.2f}   {' '.join(f'{v:.2f}' for v in spread.get(k, []))}")
+    compile_s = first['fastai_eac_compiled'] - med['fastai_eac_compiled']['wall'] if a.compile else None
+    if a.compile: print(f"compile time ({a.compile}, first step less the median step): {compile_s:.1f} s")
     print(f"CAM intermediate per view (computed): official {mem['official']/2**20:.1f} MiB, "
           f"eac-fastai {mem['eac_fastai']/2**20:.3f} MiB")
     if a.json: a.json.write_text(json.dumps(dict(args=vars(a) | dict(json=str(a.json)), median=med, peak_bytes=peak,
                                                  ratios=ratios, ratios_per_repeat=spread,
+                                                 compile_seconds=compile_s,
                                                  cam_bytes=mem, torch=torch.__version__, samples=times), indent=2))
 
 if __name__ == '__main__': main()

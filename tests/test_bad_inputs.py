@@ -143,6 +143,7 @@ class Case:
     fsize: int|None = None                             # the largest file the command may write (a full disk)
     ro: bool = False                                   # uses the read-only folder
     settings: str|bytes|None = None                    # the settings.ini the command reads instead of the world's
+    env: dict[str, str]|None = None                    # environment variables of the command ({case}: its folder)
 
 def C(id, args, *words, code=2, **kw): return Case(id, args, words, code, **kw)
 def O(id, overrides, *words): return C(id, lambda w: w.train(str(w.recipe), *overrides), *words)   # bad overrides
@@ -226,6 +227,23 @@ RECIPES = [
       'not a PyTorch checkpoint'),
     C('weights-other-model', lambda w: w.train(str(w.recipe), f"model.weights={_saved(w, {'conv.w': torch.zeros(3)})}"),
       'does not fit the', 'backbone'),
+    O('accumulate-zero', ['train.accumulate=0'], 'train.accumulate', 'greater than or equal to 1'),
+    O('early-stop-on-test', ['data.valid_split=test', 'train.early_stop={}'],
+      'train.early_stop: data.valid_split is test', 'inflates'),
+    O('early-stop-subset', ['train.early_stop={}', 'train.eval_subset={}'], 'train.early_stop: train.eval_subset'),
+    O('early-stop-monitor', ['train.early_stop={monitor: top5}'], 'train.early_stop.monitor'),
+    O('early-stop-patience', ['train.early_stop={patience: 0}'], 'train.early_stop.patience'),
+    C('compile-no-compiler', lambda w: w.train(str(w.recipe), 'train.compile=true'), 'train.compile',
+      'finds no compiler', env={'CXX': 'no-such-c++'}),
+    O('compile-cudagraphs-cpu', ['train.compile=cudagraphs'], 'train.compile: cudagraphs needs CUDA'),
+    O('compile-unknown', ['train.compile=fast'], 'train.compile'),
+    O('weights-imagenet-arch', ['model.weights=imagenet'], 'model.weights=imagenet',
+      'no pretrained weights for resnet10_narrow'),
+    O('weights-torchvision-unknown', ['model.arch=resnet18', 'model.weights=IMAGENET1K_V9'],
+      'model.weights=IMAGENET1K_V9', "not one of torchvision's resnet18 weights"),
+    C('weights-imagenet-offline', lambda w: w.train(str(w.recipe), 'model.arch=resnet18', 'model.weights=imagenet'),
+      'could not be downloaded', 'hub/checkpoints/resnet18-f37072fd.pth',
+      env={'TORCH_HOME': '{case}/torch', 'https_proxy': 'http://127.0.0.1:9', 'no_proxy': ''}),
     C('weights-text', lambda w: w.train(str(w.recipe), f"model.weights={w.file('w.pth', 'hello')}"),
       'not a PyTorch checkpoint'),
     C('out-under-a-file', lambda w: ['train', str(w.recipe), '--out', str(w.file('afile', 'x')/'runs')],
@@ -642,6 +660,7 @@ def test_bad_input(case, world, tmp_path):
     if case.settings is not None:
         text = case.settings.replace('{case}', str(w.case)) if isinstance(case.settings, str) else case.settings
         env = {'EAC_FASTAI_SETTINGS': str(w.file('settings.ini', text))}
+    if case.env: env = {**(env or {}), **{k: v.replace('{case}', str(w.case)) for k, v in case.env.items()}}
     before = _snapshot(w.base, skip=w.base/'runs') | _snapshot(tmp_path, skip=w.out)
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)
     try:

@@ -33,10 +33,16 @@ class CrashAt(Callback):
     def after_batch(self):
         if self.training and self.epoch == self.at and self.iter == 1: raise Crash('a crash mid-epoch')
 
-@pytest.mark.parametrize('method,extra', [('eac', ''), ('scn', 'scn: {relabel_epoch: 2, margin2: 0.0}\n')])
-def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path, settings_file, monkeypatch, method, extra):
-    "SCN's relabels, the one-cycle position, the generators and the smoothed loss all carry over."
-    r = load_recipe(_recipe(tmp_path, method, extra=extra))
+# early stopping that ends the run after the cut (epoch 2) only if the epochs waited before it carry over
+STOP = ['train.epochs=8', 'train.lr=1.0e-9', 'train.accumulate=2', 'train.early_stop={patience: 2}']
+
+@pytest.mark.parametrize('method,extra,overrides', [('eac', '', []),
+                                                    ('scn', 'scn: {relabel_epoch: 2, margin2: 0.0}\n', []),
+                                                    ('baseline', '', STOP)], ids=['eac', 'scn', 'early-stop'])
+def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path, settings_file, monkeypatch, method, extra,
+                                                             overrides):
+    "SCN's relabels, the one-cycle position, the generators, the smoothed loss and early stopping all carry over."
+    r = load_recipe(_recipe(tmp_path, method, extra=extra), overrides)
     whole = train_recipe(r, tmp_path/'whole')
     from fastai.learner import Learner
     fit = Learner.fit
@@ -48,6 +54,9 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path, settings_
     assert load_torch_file(cut/'models'/RESUME)['epoch'] == 1 and not (cut/'metrics.json').exists()
     assert resume_run(cut) == cut
     _same_result(whole, cut)
+    if overrides:                                       # stopped after the cut, before the last epoch
+        stop = json.loads((whole/'metrics.json').read_text())['early_stop']
+        assert stop['stopped'] and 2 < stop['epochs'] < 8, stop
     if method == 'scn':
         assert pd.read_csv(cut/'history.csv').relabelled.iloc[-1] > 0           # relabelling happened across the cut
         pd.testing.assert_frame_equal(pd.read_csv(whole/'scn_labels.csv'), pd.read_csv(cut/'scn_labels.csv'))

@@ -6,7 +6,8 @@ from fastai.vision.learner import create_body
 from eac_fastai.models.archs import resnet50_vggface2
 from eac_fastai.errors import UserError
 from eac_fastai.models.learner import eac_learner
-from eac_fastai.models.weights import checkpoint_format, load_backbone_weights, read_state_dict
+from eac_fastai.models.weights import (checkpoint_format, is_torchvision_weights, load_backbone_weights,
+                                       read_state_dict, torchvision_weights, weights_cache_file)
 
 def body_matches(learn, sd):
     ref = torchvision.models.resnet18(); ref.load_state_dict(sd)
@@ -158,3 +159,63 @@ def test_pickles_of_other_things_fail_clearly(tmp_path):
         read_state_dict(tmp_path/'junk.pkl')
     (tmp_path/'cut.pkl').write_bytes(b'\x80\x02}q\x00(X')
     with pytest.raises(UserError, match='cut.pkl: not a readable pickle'): read_state_dict(tmp_path/'cut.pkl')
+
+# torchvision's ImageNet weights through its weights API and torch's cache, offline
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    "An empty torch cache (TORCH_HOME) on a machine without a network: downloads go to a closed local port."
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path/'torch'))
+    for v in ('https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY'): monkeypatch.setenv(v, 'http://127.0.0.1:9')
+    for v in ('no_proxy', 'NO_PROXY'): monkeypatch.delenv(v, raising=False)
+    return tmp_path/'torch'
+
+def test_torchvision_weights_by_name(torch_home):
+    w = torchvision_weights('resnet50', 'imagenet')
+    assert w is torchvision.models.ResNet50_Weights.DEFAULT is torchvision_weights('resnet50', 'IMAGENET1K_V2')
+    assert weights_cache_file(w) == torch_home/'hub'/'checkpoints'/'resnet50-11ad3fa6.pth'
+    assert torchvision_weights('mobilenet_v2', 'IMAGENET1K_V1').url.endswith('mobilenet_v2-b0353104.pth')
+    assert is_torchvision_weights('imagenet') and is_torchvision_weights('IMAGENET1K_V1')
+    assert not any(map(is_torchvision_weights, ['resnet18_msceleb.pth', 'weights/IMAGENET1K_V1', 'Imagenet', None]))
+    with pytest.raises(ValueError, match="IMAGENET1K_V2 is not one of torchvision's resnet18 weights; choose imagenet"):
+        torchvision_weights('resnet18', 'IMAGENET1K_V2')
+    with pytest.raises(ValueError, match='no pretrained weights for resnet18_cifar; .* resnet18, resnet34'):
+        torchvision_weights('resnet18_cifar', 'imagenet')
+
+def test_imagenet_weights_from_the_torch_cache(dls, torch_home):
+    "A state dict placed where torchvision expects it is what the body starts from, with nothing downloaded."
+    torch.manual_seed(3)
+    ref = torchvision.models.mobilenet_v2()
+    (torch_home/'hub'/'checkpoints').mkdir(parents=True)
+    torch.save(ref.state_dict(), torch_home/'hub'/'checkpoints'/'mobilenet_v2-7ebf99e0.pth')   # IMAGENET1K_V2's file
+    learn = eac_learner(dls, 'mobilenet_v2', weights='imagenet')
+    assert all(torch.equal(a, b) for a, b in zip(learn.model[0].state_dict().values(),
+                                                 ref.features.state_dict().values()))
+    with pytest.raises(UserError, match=r'IMAGENET1K_V1 is not in torch.s cache and could not be downloaded'):
+        eac_learner(dls, 'mobilenet_v2', weights='IMAGENET1K_V1')         # another file of the same arch
+
+def test_imagenet_weights_through_the_cli(demo_csv, torch_home, settings_file, tmp_path):
+    "train model.weights=imagenet: missing offline → exit 2 naming the exact path, nothing written; placed → used."
+    from typer.testing import CliRunner
+    from eac_fastai.cli import app
+    recipe = tmp_path/'r.yaml'
+    recipe.write_text(f"method: baseline\ndata: {{csv: {demo_csv}, img_size: 32, bs: 16}}\n"
+                      "model: {arch: resnet18, weights: imagenet}\ntrain: {epochs: 1, lr: 1.0e-9, device: cpu}\n")
+    file = torch_home/'hub'/'checkpoints'/'resnet18-f37072fd.pth'
+    r = CliRunner().invoke(app, ['validate', str(recipe)])
+    assert r.exit_code == 0 and 'first run downloads' in r.output and file.name in r.output, r.output
+    r = CliRunner().invoke(app, ['train', str(recipe), '--out', str(tmp_path/'runs')])
+    assert r.exit_code == 2 and str(file) in r.output.replace('\n', ''), r.output
+    assert 'could not be downloaded' in r.output and not (tmp_path/'runs').exists()
+    torch.manual_seed(4)
+    sd = torchvision.models.resnet18().state_dict()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(sd, file)
+    r = CliRunner().invoke(app, ['train', str(recipe), '--out', str(tmp_path/'runs')])
+    assert r.exit_code == 0, r.output
+    best = read_state_dict(next((tmp_path/'runs').glob('*/models/best.pth')))
+    assert torch.allclose(best['0.0.weight'], sd['conv1.weight'], atol=1e-6)      # conv1 after 1 epoch at lr 1e-9
+    assert not torch.allclose(best['0.0.weight'], torchvision.models.resnet18().conv1.weight, atol=1e-3)
+    file.write_bytes(b'PK\x03\x04 cut short')
+    r = CliRunner().invoke(app, ['train', str(recipe), '--out', str(tmp_path/'runs2')])
+    assert r.exit_code == 2 and 'delete it to download it again' in r.output and not (tmp_path/'runs2').exists()

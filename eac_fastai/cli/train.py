@@ -118,10 +118,16 @@ def _print_sweep(csv:Path):
 def _warn_missing(r, settings):
     "Warn about the files and folders recipe `r` names that do not exist yet."
     from ..training.build import resolve_data
+    from ..models.weights import is_torchvision_weights, torchvision_weights, weights_cache_file
     src = resolve_data(r, settings, create=False)
     paths = [('data.csv', src.csv, Path.is_file)] if r.data.demo is None else []
     if r.data.root: paths.append(('data.root', src.root, Path.is_dir))
-    if r.model.weights: paths.append(('model.weights', settings.weights_path(r.model.weights), Path.is_file))
+    if is_torchvision_weights(w := r.model.weights):
+        tv = torchvision_weights(r.model.arch, w)
+        if not (cached := weights_cache_file(tv)).is_file():
+            console.print(f"[yellow]note:[/] model.weights: {w}: torchvision's {tv} is not in torch's cache yet: the "
+                          f"first run downloads {tv.url} to {escape(str(cached))}", highlight=False)
+    elif w: paths.append(('model.weights', settings.weights_path(w), Path.is_file))
     for key, p, exists in paths:
         if not exists(p):
             console.print(f"[yellow]warning:[/] {key}: {escape(str(p))} does not exist yet "

@@ -19,6 +19,7 @@ class ACCallback(CAMConsistencyCallback):
     official code concatenates them), CE on both (mean over the 2N images), plus `lam` × flip consistency. Settings: the
     fields of `ACSection`."""
     config = ACSection
+    labels_per_image = 2                               # the image's and its mirror's
     def __init__(self,
                  erase:Erasing|None=None,              # AC erases nothing; when set, the mirror keeps the erased box
                  basic:BasicAug|None=BasicAug(),       # basic aug before mirroring (None: off); no flip op

@@ -28,6 +28,7 @@ class AugmentCallback(Callback):
     or flip), then per-image random erasing. Alone, the CE baseline's callback; the base of every method."""
     order, run_valid = 5, False                        # before GradientAccumulation (6) and MixedPrecision (10)
     config = Section                                   # the method's recipe section: its settings, defaults and checks
+    labels_per_image = 1                               # labels per training image in the batch the loss sees
     basic_ops = ('noise',)                             # the official basic aug's ops (what `BasicAug(ops=None)` means)
     mirrors = False                                    # makes the mirrored view itself: no flip op, no separate flip
     def __init__(self,

@@ -18,7 +18,7 @@ from ..methods.cam import linear_head
 from ..data.core import inference_dataloaders
 from ..methods import METHODS, method_callback
 from ..methods.base import AugmentCallback
-from .weights import load_backbone_weights
+from .weights import is_torchvision_weights, load_backbone_weights, torchvision_state_dict, torchvision_weights
 
 __all__ = ['OPTIMIZERS', 'eac_learner', 'method_settings', 'wd_bn_bias_problem', 'export_learner']
 
@@ -43,7 +43,8 @@ def method_settings(method:str, kwargs:dict) -> dict:
 def eac_learner(dls,
                 arch:str='resnet18',                   # a name in `ARCHS`
                 method='eac',                          # a name in `METHODS`, or a method callback
-                # local checkpoint for the body: torchvision layout or VGGFace2 .pkl (None: random init)
+                # the body's start: a local checkpoint (torchvision layout, VGGFace2 .pkl), torchvision weights by
+                # name ('imagenet', 'IMAGENET1K_V1', ...: torch's cache, downloaded once), None: random init
                 weights=None,
                 opt:str='adam', wd:float=1e-4,         # a name in `OPTIMIZERS`; weight decay
                 wd_bn_bias:bool=True,                  # decay BatchNorm and bias too (False: fastai optimizers only)
@@ -59,6 +60,7 @@ def eac_learner(dls,
                            init=None, loss_func=CrossEntropyLossFlat(), opt_func=OPTIMIZERS[opt], wd=wd,
                            wd_bn_bias=wd_bn_bias, cbs=[method, *(cbs or [])],
                            metrics=[accuracy, MeanClassAccuracy()] if metrics is None else metrics, **kwargs)
+    if is_torchvision_weights(weights): weights = torchvision_state_dict(torchvision_weights(arch, weights))
     if weights is not None: load_backbone_weights(learn.model[0], ARCHS[arch](weights=None), weights)
     if hasattr(method, 'head'):
         lin, size = linear_head(learn.model), first(dls.valid)[0].shape[-2:]   # the image size the data gives

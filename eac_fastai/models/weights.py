@@ -4,15 +4,19 @@ Accepted layouts: a torchvision `state_dict` (e.g. `resnet18-f37072fd.pth`), a c
 the state under `'state_dict'` (RUL's `resnet18_msceleb.pth`), fastai's `learn.save` files (an eac-fastai
 run's `models/best.pth`), keys optionally prefixed `module.` (DataParallel), and a plain pickle of names → numpy
 arrays (VGGFace2's `resnet50_ft_weight.pkl`, for `resnet50_vggface2`). The format is read from the file's first bytes.
+Or torchvision's ImageNet weights by name (`imagenet`, `IMAGENET1K_V1`, ...), through torchvision's weights API and
+torch's cache (`$TORCH_HOME/hub/checkpoints`): downloaded once where there is a network, a file placed there offline.
 The classifier is dropped: a new head is trained."""
-import pickle
+import os, pickle, re
 from pathlib import Path
-import numpy as np, torch
+from urllib.parse import urlparse
+import numpy as np, torch, torchvision
 from torch import nn
 from ..errors import UserError
 from ..safe_pickle import ALLOWED, safe_load
 
-__all__ = ['checkpoint_format', 'load_torch_file', 'read_state_dict', 'load_backbone_weights']
+__all__ = ['IMAGENET', 'checkpoint_format', 'load_torch_file', 'read_state_dict', 'is_torchvision_weights',
+           'torchvision_weights', 'weights_cache_file', 'torchvision_state_dict', 'load_backbone_weights']
 
 # torch.save's zip; legacy magic number
 _ZIP, _LEGACY = b'PK\x03\x04', b'\x8a\x0a' + (0x1950a86a20f9469cfc6c).to_bytes(10, 'little')
@@ -75,11 +79,51 @@ def read_state_dict(path) -> dict:
     if all(k.startswith('module.') for k in obj): obj = {k[len('module.'):]: v for k, v in obj.items()}
     return obj
 
+IMAGENET = 'imagenet'
+"`model.weights: imagenet`: torchvision's recommended (`DEFAULT`) ImageNet weights of the arch."
+
+def is_torchvision_weights(weights) -> bool:
+    """Whether `weights` names torchvision weights (`imagenet`, or a member of the arch's weights enum such as
+    `IMAGENET1K_V1` or `DEFAULT`) rather than a file."""
+    return isinstance(weights, str) and (weights == IMAGENET or re.fullmatch(r'[A-Z][A-Z0-9_]*', weights) is not None)
+
+def torchvision_weights(arch:str, name:str) -> torchvision.models.WeightsEnum:
+    "torchvision's weights `name` of `arch` (`imagenet`: its `DEFAULT`); a `ValueError` listing what exists."
+    try: enum = torchvision.models.get_model_weights(arch)
+    except ValueError:
+        from .archs import ARCHS
+        have = [a for a in ARCHS if a in torchvision.models.list_models(torchvision.models)]
+        raise ValueError(f"torchvision has no pretrained weights for {arch}; ImageNet weights exist for the archs "
+                         f"{', '.join(have)}") from None
+    try: return enum['DEFAULT' if name == IMAGENET else name]
+    except KeyError:
+        raise ValueError(f"{name} is not one of torchvision's {arch} weights; choose {IMAGENET} (= "
+                         f"{enum.DEFAULT.name}), {', '.join(w.name for w in enum)} or DEFAULT") from None
+
+def weights_cache_file(w:torchvision.models.WeightsEnum) -> Path:
+    "Where torch's cache keeps the file of torchvision weights `w` (`$TORCH_HOME/hub/checkpoints/<file>`)."
+    return Path(torch.hub.get_dir())/'checkpoints'/os.path.basename(urlparse(w.url).path)
+
+def torchvision_state_dict(w:torchvision.models.WeightsEnum) -> dict:
+    """The tensors of torchvision weights `w` from torch's cache, downloaded into it first when missing (hash checked),
+    loaded with `weights_only`. A `UserError` with the exact path to put the file at when it is missing offline."""
+    path = weights_cache_file(w)
+    try: return w.get_state_dict(progress=True, check_hash=True, weights_only=True, map_location='cpu')
+    except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as e:
+        why = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        if path.is_file():
+            raise UserError(f"{path}: cannot load torchvision's {w} from torch's cache ({why}); delete it to download "
+                            f"it again, or replace it with {w.url}") from None
+        raise UserError(f"model.weights: torchvision's {w} is not in torch's cache and could not be downloaded "
+                        f"({why}); download {w.url} on a connected machine and put it at {path} "
+                        "(set TORCH_HOME to use another cache folder)") from None
+
 def load_backbone_weights(body:nn.Sequential, reference:nn.Module, path) -> list[str]:
-    """Load the weights at `path` into `body`, the first children of `reference` as fastai's `create_body` cuts them.
-    Keys are torchvision's (`layer1.0.conv1.weight`) or fastai's `learn.save` (`0.4.0.conv1.weight`); every body
-    tensor must be present with its shape. Returns the ignored classifier keys."""
-    sd = read_state_dict(path)
+    """Load the weights at `path` (or a state dict) into `body`, the first children of `reference` as fastai's
+    `create_body` cuts them. Keys are torchvision's (`layer1.0.conv1.weight`) or fastai's `learn.save`
+    (`0.4.0.conv1.weight`); every body tensor must be present with its shape. Returns the ignored classifier keys."""
+    sd = path if isinstance(path, dict) else read_state_dict(path)
+    if isinstance(path, dict): path = 'the state dict'
     names = [n for n, _ in reference.named_children()]
     fastai_layout = all(k.split('.', 1)[0].isdigit() for k in sd)      # Sequential(body, head) of a fastai learner
     if fastai_layout:

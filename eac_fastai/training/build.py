@@ -1,4 +1,5 @@
 "From a recipe to objects: where its data is, its DataLoaders, its method callback and its learner."
+import os, shutil, sys
 from dataclasses import dataclass
 from pathlib import Path
 import torch
@@ -12,12 +13,13 @@ from ..errors import UserError
 from ..files import check_output_dir
 from ..methods import method_callback
 from ..models.learner import eac_learner
+from ..models.weights import is_torchvision_weights
 from ..settings import Settings, load_settings
 from .distributed import is_distributed
 from .schema import Recipe
 
 __all__ = ['DataSource', 'resolve_data', 'recipe_dataloaders', 'recipe_method', 'recipe_learner', 'check_distributable',
-           'last_batch_problem']
+           'last_batch_problem', 'compile_problem', 'compile_model']
 
 @dataclass
 class DataSource:
@@ -58,7 +60,8 @@ def recipe_learner(recipe:Recipe, dls, settings:Settings|None=None, path='.'):
     "The recipe's `eac_learner` on `dls`, pretrained weights resolved through `settings`, precision applied."
     settings = settings or load_settings()
     m, t = recipe.model, recipe.train
-    learn = eac_learner(dls, m.arch, recipe_method(recipe), settings.weights_path(m.weights) if m.weights else None,
+    weights = m.weights if not m.weights or is_torchvision_weights(m.weights) else settings.weights_path(m.weights)
+    learn = eac_learner(dls, m.arch, recipe_method(recipe), weights,
                         opt=t.opt, wd=t.wd, wd_bn_bias=t.wd_bn_bias, path=path,
                         # over the gathered predictions
                         metrics=[AccumMetric(accuracy, flatten=False) if is_distributed() else accuracy,
@@ -98,3 +101,27 @@ def last_batch_problem(learn, img_size:int) -> str|None:
     return (f"{n} training images in batches of {dl.bs} leave a last batch of one image, on which the model's "
             f"BatchNorm layer {name} would see a single value per channel (data.img_size={img_size}) and cannot train; "
             "set data.drop_last=true or change data.bs")
+
+def compile_problem(backend:str, device:torch.device) -> str|None:
+    "Why torch.compile's `backend` cannot run on `device` here (`train.compile`)."
+    from torch._dynamo import is_dynamo_supported
+    fix = "or turn it off (train.compile: false)"
+    if not is_dynamo_supported():
+        return (f"train.compile: torch {torch.__version__} cannot compile on Python "
+                f"{sys.version_info.major}.{sys.version_info.minor} here; {fix}")
+    if backend == 'cudagraphs' and device.type != 'cuda': return f"train.compile: cudagraphs needs CUDA; {fix}"
+    if backend == 'inductor' and device.type == 'cpu' and not shutil.which(cxx := os.environ.get('CXX', 'g++')):
+        return (f"train.compile: the inductor backend generates C++ on the CPU and finds no compiler ({cxx}: not on "
+                "PATH); install one (apt-get install g++) or set CXX, compile without generated code "
+                f"(train.compile: aot_eager), {fix}")
+    if backend == 'inductor' and device.type == 'cuda':
+        from torch.utils._triton import has_triton
+        if not has_triton():
+            return f"train.compile: the inductor backend needs Triton on CUDA (pip install triton); {fix}"
+
+def compile_model(learn, compile):
+    "`learn.model.compile` with the backend `compile` names (`True`: inductor), checked first; state dict unchanged."
+    if not compile: return
+    backend = 'inductor' if compile is True else compile
+    if problem := compile_problem(backend, learn.dls.device): raise UserError(problem)
+    learn.model.compile(backend=backend)

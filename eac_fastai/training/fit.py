@@ -8,14 +8,17 @@ from ..analysis.memorisation import MemorisationCallback
 from ..data.core import train_noise_rate
 from ..errors import TrainingDiverged, UserError
 from ..files import check_output_dir, write_atomic
+from ..methods import METHODS
 from ..metrics import per_class_accuracy
 from ..models.learner import export_learner
 from ..models.weights import load_torch_file
 from ..settings import Settings, load_settings
-from .build import check_distributable, last_batch_problem, recipe_dataloaders, recipe_learner
+from .build import check_distributable, compile_model, last_batch_problem, recipe_dataloaders, recipe_learner
 from .checkpoint import RESUME, RESUME_KEYS, CheckpointCallback, HistoryLogger, restore_training_state, starting_at
 from .divergence import DivergenceCallback
 from .distributed import distributed, is_distributed, is_main_process, use_local_gpu
+from .accumulation import EpochGradientAccumulation
+from .early_stop import EarlyStopping
 from .evaluation import EvalSubsetCallback
 from .lr_find import run_lr_find
 from .progress import RichProgressCallback
@@ -40,6 +43,7 @@ def _prepare(recipe, out, stem, settings):
     learn = recipe_learner(recipe, dls, settings)
     for cb in learn.cbs.filter(lambda c: hasattr(c, 'check_data')): cb.check_data(dls)   # e.g. RUL's last batch of one
     if problem := last_batch_problem(learn, recipe.data.img_size): raise UserError(problem)
+    compile_model(learn, recipe.train.compile)
     if not is_main_process(): return None, learn
     learn.path = run = new_run_dir(out or settings.runs, stem)
     write_atomic(run/'recipe.yaml', recipe_yaml(recipe))
@@ -52,9 +56,11 @@ def train_recipe(recipe:Recipe, out=None, stem:str='run', settings:Settings|None
     console = console or Console()
     run, learn = _prepare(recipe, out, stem, settings)
     if run is not None:
+        n, bs = recipe.train.accumulate, recipe.data.bs
         console.print(f"[bold]{recipe.method}[/] · {recipe.model.arch} · {len(learn.dls.train_ds)} train / "
                       f"{len(learn.dls.valid_ds)} {recipe.data.valid_split} images · {learn.dls.device}"
-                      f"{f' × {num_distrib()} processes' if is_distributed() else ''} → {run}", soft_wrap=True)
+                      f"{f' × {num_distrib()} processes' if is_distributed() else ''}"
+                      f"{f' · batch {bs} × {n} accumulated = {bs*n}' if n > 1 else ''} → {run}", soft_wrap=True)
     t = recipe.train
     with RunLock(run):
         # each process finds the same rate
@@ -64,18 +70,22 @@ def train_recipe(recipe:Recipe, out=None, stem:str='run', settings:Settings|None
         return _fit_and_finish(recipe, run, learn, lr, console)
 
 def _fit_and_finish(recipe:Recipe, run:Path|None, learn, lr:float, console:Console, best:float|None=None,
-                    resumed:bool=False, started:Recipe|None=None) -> Path|None:
+                    resumed:bool=False, started:Recipe|None=None, history:pd.DataFrame|None=None) -> Path|None:
     """The scheduled fit (checkpoints and history written every epoch), then predictions, metrics.json and export.pkl
     (`run` None: a process other than rank 0 of several, which trains and writes nothing). `started`: the recipe as
-    the run started, kept in its resume checkpoint (default `recipe`)."""
-    t = recipe.train
+    the run started, kept in its resume checkpoint (default `recipe`); `history`: its rows so far."""
+    t, stop = recipe.train, None
     cbs = [MemorisationCallback()] if t.memorisation else []
     if t.eval_subset is not None: cbs.append(EvalSubsetCallback(**t.eval_subset.model_dump()))
+    if t.accumulate > 1:
+        cbs.append(EpochGradientAccumulation(t.accumulate, recipe.data.bs, METHODS[recipe.method].labels_per_image))
+    if t.early_stop is not None: cbs.append(stop := EarlyStopping(**t.early_stop.model_dump(), history=history))
     cbs.append(guard := DivergenceCallback())
     # resuming a run of several processes: not yet (each has its own generators)
     if run is not None:
         cbs += [HistoryLogger('history.csv', append=resumed), RichProgressCallback(console),
-                CheckpointCallback('accuracy', resumable=t.resumable and not is_distributed(), lr=lr, best=best,
+                CheckpointCallback(stop.monitor if stop else 'accuracy', resumable=t.resumable and not is_distributed(),
+                                   lr=lr, best=best,
                                    recipe=(started or recipe).model_dump(mode='json'))]
     if is_distributed() and recipe.seed is not None:
         set_seed(recipe.seed + rank_distrib(), reproducible=True)   # each its own augmentation
@@ -92,6 +102,8 @@ def _fit_and_finish(recipe:Recipe, run:Path|None, learn, lr:float, console:Conso
                    classes=list(learn.dls.vocab),
                    per_class_accuracy=per_class_accuracy(preds.label, preds.pred, learn.dls.vocab),  # final model
                    n_train=len(learn.dls.train_ds), n_valid=len(learn.dls.valid_ds),
+                   **({'early_stop': dict(**t.early_stop.model_dump(), stopped=stop.stopped,
+                                          epochs=int(history.epoch.max()) + 1)} if stop else {}),
                    train_noise_rate=train_noise_rate(learn.dls))
     write_atomic(run/'metrics.json', json.dumps(metrics, indent=2))
     export_learner(learn, run/'export.pkl')
@@ -154,6 +166,7 @@ def resume_run(run, settings:Settings|None=None, console:Console|None=None) -> P
         started = recipe                                  # the checkpoint has the weights:
         recipe = recipe.model_copy(update=dict(model=recipe.model.model_copy(update=dict(weights=None))))
         learn = recipe_learner(recipe, recipe_dataloaders(recipe, settings), settings, path=run)
+        compile_model(learn, recipe.train.compile)
         restore_training_state(learn, state, run/'models'/RESUME)
         history = _read_history(run/'history.csv', state['epoch'])
         lock.claim()
@@ -163,7 +176,7 @@ def resume_run(run, settings:Settings|None=None, console:Console|None=None) -> P
                       soft_wrap=True)
         with starting_at(learn, state):
             return _fit_and_finish(recipe, run, learn, state['lr'], console, best=state['best'], resumed=True,
-                                   started=started)
+                                   started=started, history=history)
 
 def _resumable_state(run:Path, recipe:Recipe) -> dict:
     "The `models/resume.pth` of `run`, checked: the run is unfinished, did not diverge, and its recipe is unedited."

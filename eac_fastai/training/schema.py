@@ -11,7 +11,7 @@ from ..methods import METHODS
 from ..methods.base import flip_problem
 from ..models.archs import ARCHS
 
-__all__ = ['DemoData', 'Data', 'Model', 'Augment', 'LRFind', 'EvalSubset', 'Train', 'Recipe']
+__all__ = ['DemoData', 'Data', 'Model', 'Augment', 'LRFind', 'EvalSubset', 'EarlyStop', 'Train', 'Recipe']
 
 class DemoData(Section):
     "The built-in synthetic faces, generated under settings.ini's data dir on first use."
@@ -60,8 +60,17 @@ class Data(Section):
 
 class Model(Section):
     arch: Literal[tuple(ARCHS)] = Field('resnet18', description="backbone (README: Backbones and pretrained weights)")
-    weights: str|None = Field(None, description="local pretrained backbone "
-                              "(relative: under settings.ini's weights dir); null: from scratch")
+    weights: str|None = Field(None, description="pretrained backbone: a local file (relative: under settings.ini's "
+                              "weights dir), or imagenet / a torchvision weights name such as IMAGENET1K_V1 (torch's "
+                              "cache, downloaded once); null: from scratch")
+
+    @model_validator(mode='after')
+    def _torchvision_weights(self):
+        from ..models.weights import is_torchvision_weights, torchvision_weights
+        if is_torchvision_weights(self.weights):
+            try: torchvision_weights(self.arch, self.weights)
+            except ValueError as e: raise ValueError(f"model.weights={self.weights}: {e}") from None
+        return self
 
 class Augment(Section):
     erase: Erasing|None = Field(default_factory=Erasing, description="per-image random erasing after Normalize "
@@ -94,6 +103,12 @@ class EvalSubset(Section):
     seed: int = Field(0, description="seed of the subset's draw, apart from the recipe's seed: runs of every seed are "
                       "scored on the same images")
 
+class EarlyStop(Section):
+    monitor: Literal['accuracy', 'mean_class_accuracy', 'valid_loss'] = Field(
+        'accuracy', description="the evaluation split's column of history.csv watched (and best.pth chosen on)")
+    patience: int = Field(10, ge=1, description="epochs without improvement before training stops")
+    min_delta: float = Field(0., ge=0, description="the smallest change counted as an improvement")
+
 class Train(Section):
     epochs: int = Field(60, ge=1, description="training epochs; the evaluation split is scored after each")
     lr: float|Literal['find'] = Field(2e-4, description="peak/initial learning rate, "
@@ -122,6 +137,14 @@ class Train(Section):
     eval_subset: EvalSubset|None = Field(None, description="score the evaluation split on a fixed subset except in the "
                                          "last epochs (cheaper epochs, training unchanged; history's eval_images says "
                                          "which); null: the whole split every epoch")
+    accumulate: int = Field(1, ge=1, description="micro-batches of data.bs whose gradients are summed before each "
+                            "optimizer step (fastai's GradientAccumulation; the method runs per micro-batch): an "
+                            "effective batch of data.bs × accumulate; 1: a step per batch")
+    early_stop: EarlyStop|None = Field(None, description="stop when the validation split's monitor stops improving "
+                                       "(fastai's EarlyStoppingCallback); refused when data.valid_split is test")
+    compile: bool|Literal['inductor', 'aot_eager', 'cudagraphs'] = Field(
+        False, description="torch.compile the model during its first batches: true = inductor (torch's default; on a "
+        "CPU it needs a C++ compiler); aot_eager checks a model compiles without generating code")
     lr_find: LRFind = Field(default_factory=LRFind, description="fastai's learning-rate range test "
                             "(train.lr: find, eac-fastai lr-find)")
 
@@ -147,10 +170,22 @@ class _MethodChecks(Section):
             aug.erase = None
         if aug.basic is not None and aug.basic.ops is None: aug.basic.ops = list(cls.basic_ops)
         if problem := flip_problem(self.method, cls, aug.basic, aug.flip): raise ValueError(problem)
+        if problem := early_stop_problem(self): raise ValueError(problem)
         section = getattr(self, self.method, None)
         if problem := getattr(section, 'epochs_problem', lambda epochs: None)(self.train.epochs):
             raise ValueError(f"{self.method}.{problem}")
         return self
+
+def early_stop_problem(recipe) -> str|None:
+    "Why `recipe`'s train.early_stop cannot be used: selecting on the test split, or on a subset of the split."
+    if recipe.train.early_stop is None: return None
+    if recipe.data.valid_split == 'test':
+        return ("train.early_stop: data.valid_split is test, and stopping (and choosing best.pth) on the test set "
+                "inflates the accuracy reported on it; evaluate on a validation split (data.valid_split: valid, "
+                "rows with split 'valid') or drop train.early_stop and report the last epochs (the papers' protocol)")
+    if recipe.train.eval_subset is not None:
+        return ("train.early_stop: train.eval_subset scores the earlier epochs on a subset of the split, which early "
+                "stopping would compare with whole-split scores; set train.eval_subset: null")
 
 def _method_sections() -> dict:
     "A field per method with settings, named after it, of its callback's section."

@@ -1,0 +1,88 @@
+"""The fastai training kit as recipe keys: gradient accumulation, early stopping on the validation split, compile."""
+import json
+import pandas as pd, pytest, torch
+from fastai.callback.core import Callback
+from fastai.torch_core import set_seed
+from torch import nn
+from typer.testing import CliRunner
+from eac_fastai.cli import app
+from eac_fastai.data.core import label_dataloaders
+from eac_fastai.models.learner import eac_learner
+from eac_fastai.training.accumulation import EpochGradientAccumulation
+
+class Steps(Callback):
+    "Counts the optimizer steps taken."
+    def before_fit(self): self.n = 0
+    def after_step(self): self.n += 1
+
+def _without_batchnorm(module:nn.Module):
+    "Every BatchNorm of `module` replaced by an identity: a network whose update does not depend on the batch split."
+    for name, child in module.named_children():
+        if isinstance(child, nn.modules.batchnorm._BatchNorm): setattr(module, name, nn.Identity())
+        else: _without_batchnorm(child)
+
+def _trained(csv, bs, n, method='baseline', epochs=1):
+    "The weights after `epochs` of `method` at batch `bs`, `n` micro-batches a step, augmentation off; and the steps."
+    set_seed(0, reproducible=True)
+    dls = label_dataloaders(csv, img_size=32, bs=bs, device='cpu')
+    # SGD: an update linear in the gradient
+    learn = eac_learner(dls, 'resnet10_tiny', method=method, erase=None, basic=None, opt='sgd')
+    _without_batchnorm(learn.model)
+    steps = Steps()
+    learn.fit(epochs, 1e-2, cbs=[steps, *([EpochGradientAccumulation(n, bs, learn.cbs[-1].labels_per_image)]
+                                          if n > 1 else [])])
+    return torch.cat([p.detach().flatten() for p in learn.model.parameters()]), steps.n
+
+def test_accumulated_micro_batches_make_the_update_of_one_big_batch(demo_csv):
+    "56 training images: 4 micro-batches of 14 accumulated = one batch of 56 (one step); unaccumulated they differ."
+    assert len(pd.read_csv(demo_csv).query("split == 'train'")) == 56
+    big, big_steps = _trained(demo_csv, 56, 1)
+    acc, acc_steps = _trained(demo_csv, 14, 4)
+    small, small_steps = _trained(demo_csv, 14, 1)
+    assert (big_steps, acc_steps, small_steps) == (1, 1, 4)
+    assert torch.allclose(acc, big, rtol=1e-4, atol=1e-6), (acc - big).abs().max()
+    assert not torch.allclose(small, big, rtol=1e-4, atol=1e-6)
+
+@pytest.mark.parametrize('method', ['baseline', 'eac', 'ac'])
+def test_an_epoch_ends_its_last_step(demo_csv, method):
+    "4 batches of 16 a epoch, 3 a step: a full step then a step of the last one, each epoch (AC's doubled labels too)."
+    assert _trained(demo_csv, 16, 3, method, epochs=2)[1] == 4
+
+def _recipe(tmp_path, demo_csv, extra=''):
+    f = tmp_path/'r.yaml'
+    f.write_text(f"method: baseline\ndata: {{csv: {demo_csv}, img_size: 32, bs: 16}}\nmodel: {{arch: resnet10_tiny}}\n"
+                 f"train: {{epochs: 8, lr: 1.0e-9, device: cpu{extra}}}\n")
+    return f
+
+def test_accumulation_and_early_stopping_from_the_cli(tmp_path, demo_csv, settings_file):
+    "The header states the effective batch; at a learning rate too small to learn, the run stops after `patience`."
+    r = CliRunner().invoke(app, ['train', str(_recipe(tmp_path, demo_csv, ', accumulate: 4, early_stop: '
+                                                      '{monitor: mean_class_accuracy, patience: 2, min_delta: 0.5}')),
+                                 '--out', str(tmp_path/'runs')])
+    assert r.exit_code == 0, r.output
+    assert 'batch 16 × 4 accumulated = 64' in r.output and 'early stopping' in r.output
+    (run,) = (tmp_path/'runs').iterdir()
+    metrics, history = json.loads((run/'metrics.json').read_text()), pd.read_csv(run/'history.csv')
+    assert metrics['early_stop'] == dict(monitor='mean_class_accuracy', patience=2, min_delta=0.5, stopped=True,
+                                         epochs=3)
+    assert list(history.epoch) == [0, 1, 2] and (run/'models'/'best.pth').is_file()
+
+def test_early_stopping_on_the_test_split_is_refused(tmp_path, demo_csv, settings_file):
+    r = CliRunner().invoke(app, ['validate', str(_recipe(tmp_path, demo_csv, ', early_stop: {}')),
+                                 'data.valid_split=test'])
+    assert r.exit_code == 2 and 'train.early_stop: data.valid_split is test' in ' '.join(r.output.split())
+    assert 'inflates' in r.output
+
+@pytest.mark.parametrize('backend', ['aot_eager', pytest.param('true', marks=pytest.mark.slow)])
+def test_compile_from_the_cli(tmp_path, demo_csv, settings_file, backend):
+    """train.compile: the run trains and finishes; its checkpoints keep the uncompiled names and its export predicts.
+    aot_eager traces without generating code (the default run); true = inductor, which compiles C++ here (slow)."""
+    from fastai.learner import load_learner
+    from eac_fastai.models.weights import read_state_dict
+    r = CliRunner().invoke(app, ['train', str(_recipe(tmp_path, demo_csv, f', compile: {backend}')), 'method=eac',
+                                 'train.epochs=1', 'train.lr=1.0e-3', '--out', str(tmp_path/'runs')])
+    assert r.exit_code == 0, r.output
+    (run,) = (tmp_path/'runs').iterdir()
+    assert list(read_state_dict(run/'models'/'best.pth'))[0] == '0.0.weight'
+    image = pd.read_csv(demo_csv).query("split == 'test'").image.iloc[0]
+    assert load_learner(run/'export.pkl').predict(demo_csv.parent/image)[0] in pd.read_csv(demo_csv).label.unique()
