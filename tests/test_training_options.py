@@ -86,3 +86,45 @@ def test_compile_from_the_cli(tmp_path, demo_csv, settings_file, backend):
     assert list(read_state_dict(run/'models'/'best.pth'))[0] == '0.0.weight'
     image = pd.read_csv(demo_csv).query("split == 'test'").image.iloc[0]
     assert load_learner(run/'export.pkl').predict(demo_csv.parent/image)[0] in pd.read_csv(demo_csv).label.unique()
+
+def wandb_records(path) -> list:
+    """The records of a W&B run file (`run-<id>.wandb`, a LevelDB-style log of protobuf `Record`s in 32 KiB blocks
+    after a 7-byte header), read without the W&B service."""
+    from pathlib import Path
+    from wandb.proto import wandb_internal_pb2 as pb
+    data, block, pos, buf, out = Path(path).read_bytes(), 32768, 7, b'', []
+    assert data[:4] == b':W&B'
+    while pos + 7 <= len(data):
+        if block - pos % block < 7: pos += block - pos % block; continue        # a block's zero-padded tail
+        n, kind = int.from_bytes(data[pos+4:pos+6], 'little'), data[pos+6]
+        chunk, pos = data[pos+7:pos+7+n], pos + 7 + n
+        buf = chunk if kind in (1, 2) else buf + chunk                           # full, first | middle, last
+        if kind in (1, 4): out.append(pb.Record.FromString(buf))
+    return out
+
+def test_loggers_read_back(tmp_path, demo_csv, settings_file, monkeypatch):
+    """train.loggers [csv, tensorboard, wandb]: TensorBoard's event file and W&B's offline run hold every epoch's
+    history.csv columns (accuracy, the EAC terms, memorisation) and the recipe."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    for v in ('WANDB_DIR', 'WANDB_CACHE_DIR', 'WANDB_CONFIG_DIR', 'WANDB_DATA_DIR'):
+        monkeypatch.setenv(v, str(tmp_path/'wandb-home'))
+    monkeypatch.setenv('WANDB_MODE', 'offline'); monkeypatch.setenv('WANDB_SILENT', 'true')
+    r = CliRunner().invoke(app, ['train', str(_recipe(tmp_path, demo_csv, ', loggers: [csv, tensorboard, wandb]')),
+                                 'method=eac', 'train.epochs=2', 'train.lr=1.0e-3', '--out', str(tmp_path/'runs')])
+    assert r.exit_code == 0, r.output
+    (run,) = (tmp_path/'runs').iterdir()
+    history = pd.read_csv(run/'history.csv')
+    tb = EventAccumulator(str(run/'tensorboard')); tb.Reload()
+    for col in ('accuracy', 'mean_class_accuracy', 'train_consistency', 'flipped_as_given', 'valid_loss'):
+        assert [e.value for e in tb.Scalars(col)] == pytest.approx(list(history[col])), col
+    assert 'eac' in tb.Tensors('recipe/text_summary')[0].tensor_proto.string_val[0].decode()
+    (file,) = run.glob('wandb/offline-run-*/run-*.wandb')
+    records = wandb_records(file)
+    config = {u.key or '/'.join(u.nested_key): json.loads(u.value_json)
+              for r in records if r.HasField('run') for u in r.run.config.update}
+    assert config['method'] == 'eac' and config['train']['loggers'] == ['csv', 'tensorboard', 'wandb']
+    epochs = [items for r in records if r.HasField('history')
+              if 'accuracy' in (items := {i.key or '/'.join(i.nested_key): json.loads(i.value_json)
+                                          for i in r.history.item})]
+    for col in ('accuracy', 'train_consistency', 'flipped_as_given'):
+        assert [e[col] for e in epochs] == pytest.approx(list(history[col])), col

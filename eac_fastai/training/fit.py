@@ -18,6 +18,7 @@ from .checkpoint import RESUME, RESUME_KEYS, CheckpointCallback, HistoryLogger, 
 from .divergence import DivergenceCallback
 from .distributed import distributed, is_distributed, is_main_process, use_local_gpu
 from .accumulation import EpochGradientAccumulation
+from .loggers import logger_callbacks, logger_problem
 from .early_stop import EarlyStopping
 from .evaluation import EvalSubsetCallback
 from .lr_find import run_lr_find
@@ -44,6 +45,7 @@ def _prepare(recipe, out, stem, settings):
     for cb in learn.cbs.filter(lambda c: hasattr(c, 'check_data')): cb.check_data(dls)   # e.g. RUL's last batch of one
     if problem := last_batch_problem(learn, recipe.data.img_size): raise UserError(problem)
     compile_model(learn, recipe.train.compile)
+    if problem := logger_problem(recipe.train.loggers): raise UserError(problem)
     if not is_main_process(): return None, learn
     learn.path = run = new_run_dir(out or settings.runs, stem)
     write_atomic(run/'recipe.yaml', recipe_yaml(recipe))
@@ -87,6 +89,7 @@ def _fit_and_finish(recipe:Recipe, run:Path|None, learn, lr:float, console:Conso
                 CheckpointCallback(stop.monitor if stop else 'accuracy', resumable=t.resumable and not is_distributed(),
                                    lr=lr, best=best,
                                    recipe=(started or recipe).model_dump(mode='json'))]
+        cbs += logger_callbacks(t.loggers, run, recipe.model_dump(mode='json'), recipe_yaml(recipe))
     if is_distributed() and recipe.seed is not None:
         set_seed(recipe.seed + rank_distrib(), reproducible=True)   # each its own augmentation
     with learn.no_bar(), learn.no_logging(), distributed(learn):
@@ -167,6 +170,7 @@ def resume_run(run, settings:Settings|None=None, console:Console|None=None) -> P
         recipe = recipe.model_copy(update=dict(model=recipe.model.model_copy(update=dict(weights=None))))
         learn = recipe_learner(recipe, recipe_dataloaders(recipe, settings), settings, path=run)
         compile_model(learn, recipe.train.compile)
+        if problem := logger_problem(recipe.train.loggers): raise UserError(problem)
         restore_training_state(learn, state, run/'models'/RESUME)
         history = _read_history(run/'history.csv', state['epoch'])
         lock.claim()

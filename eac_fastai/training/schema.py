@@ -10,6 +10,7 @@ from ..data.augment import BasicAug, Crop, Erasing, Flip
 from ..methods import METHODS
 from ..methods.base import flip_problem
 from ..models.archs import ARCHS
+from .loggers import LOGGERS
 
 __all__ = ['DemoData', 'Data', 'Model', 'Augment', 'LRFind', 'EvalSubset', 'EarlyStop', 'Train', 'Recipe']
 
@@ -142,6 +143,9 @@ class Train(Section):
                             "effective batch of data.bs × accumulate; 1: a step per batch")
     early_stop: EarlyStop|None = Field(None, description="stop when the validation split's monitor stops improving "
                                        "(fastai's EarlyStoppingCallback); refused when data.valid_split is test")
+    loggers: list[Literal[tuple(LOGGERS)]] = Field(default_factory=list, description="experiment trackers beside "
+                                                   "history.csv (csv): tensorboard (run/tensorboard), wandb (W&B; "
+                                                   "WANDB_MODE=offline logs under run/wandb)")
     compile: bool|Literal['inductor', 'aot_eager', 'cudagraphs'] = Field(
         False, description="torch.compile the model during its first batches: true = inductor (torch's default; on a "
         "CPU it needs a C++ compiler); aot_eager checks a model compiles without generating code")
