@@ -267,6 +267,8 @@ RECIPES = [
     C('classes-extra', lambda w: w.train(str(w.recipe), 'data.classes=[Anger,Disgust,Fear,Happiness,Neutral,Sadness,'
                                                         'Surprise,Contempt]'), 'Contempt have no training images'),
     C('resume-a-file', lambda w: ['train', '--resume', str(w.recipe)], 'not a run directory'),
+    C('sweep-compile-cpu', lambda w: ['sweep', str(w.recipe), 'train.compile=cudagraphs', 'seed=0,1', '--out',
+                                      str(w.out)], 'train.compile: cudagraphs needs CUDA'),
     C('sweep-no-cell', lambda w: ['sweep', f"{w.base/'matrix.yaml'}#zz*", '--out', str(w.out)], "no cell 'zz*'"),
     C('lr-find-bad-recipe', lambda w: ['lr-find', str(w.recipe), 'train.lr_find.num_it=1', '--out', str(w.out)],
       'train.lr_find.num_it'),

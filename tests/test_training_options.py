@@ -1,5 +1,5 @@
 """The fastai training kit as recipe keys: gradient accumulation, early stopping on the validation split, compile."""
-import json
+import json, shutil
 import pandas as pd, pytest, torch
 from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
@@ -55,7 +55,8 @@ def _recipe(tmp_path, demo_csv, extra=''):
     return f
 
 def test_accumulation_and_early_stopping_from_the_cli(tmp_path, demo_csv, settings_file):
-    "The header states the effective batch; at a learning rate too small to learn, the run stops after `patience`."
+    """The header states the effective batch; with nothing improving by min_delta the run stops after `patience`; cut
+    after stopping, before finishing, `--resume` finishes it as it was."""
     r = CliRunner().invoke(app, ['train', str(_recipe(tmp_path, demo_csv, ', accumulate: 4, early_stop: '
                                                       '{monitor: mean_class_accuracy, patience: 2, min_delta: 0.5}')),
                                  '--out', str(tmp_path/'runs')])
@@ -64,8 +65,15 @@ def test_accumulation_and_early_stopping_from_the_cli(tmp_path, demo_csv, settin
     (run,) = (tmp_path/'runs').iterdir()
     metrics, history = json.loads((run/'metrics.json').read_text()), pd.read_csv(run/'history.csv')
     assert metrics['early_stop'] == dict(monitor='mean_class_accuracy', patience=2, min_delta=0.5, stopped=True,
-                                         epochs=3)
+                                         best=history.mean_class_accuracy[0], best_epoch=0)
     assert list(history.epoch) == [0, 1, 2] and (run/'models'/'best.pth').is_file()
+    # stopped, then killed before it finished: --resume finishes it without training another epoch
+    cut = tmp_path/'cut'; shutil.copytree(run, cut)
+    for f in ('metrics.json', 'export.pkl', 'preds_valid.csv'): (cut/f).unlink()
+    r = CliRunner().invoke(app, ['train', '--resume', str(cut)])
+    assert r.exit_code == 0, r.output
+    assert json.loads((cut/'metrics.json').read_text()) == metrics
+    pd.testing.assert_frame_equal(pd.read_csv(cut/'history.csv'), history)
 
 def test_early_stopping_on_the_test_split_is_refused(tmp_path, demo_csv, settings_file):
     r = CliRunner().invoke(app, ['validate', str(_recipe(tmp_path, demo_csv, ', early_stop: {}')),

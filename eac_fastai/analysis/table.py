@@ -1,10 +1,11 @@
 """Finished runs laid out like the supplementary's Table 1, with the paper's numbers beside ours.
 
 A run is a folder with `metrics.json` and `recipe.yaml`. Its table cell: the recipe's method; `pretrained` when
-`model.weights` is set, else `scratch`; the measured training-label noise to the nearest 5% (or the `noise` tag);
-the `dataset` tag (a matrix cell's) or the data CSV's folder. Runs of one cell whose recipes differ in more than
-their `seed` (a sweep's values, command-line overrides) are kept apart as `variant`s named by the differing keys,
-each beside the paper's number for the cell; runs that differ only in their seed are averaged."""
+`model.weights` is a file, `imagenet` for torchvision's weights (no paper number), else `scratch`; the measured
+training-label noise to the nearest 5% (or the `noise` tag); the `dataset` tag (a matrix cell's) or the data CSV's
+folder. Runs of one cell whose recipes differ in more than their `seed` (a sweep's values, command-line overrides)
+are kept apart as `variant`s named by the differing keys, each beside the paper's number for the cell; runs that
+differ only in their seed are averaged."""
 import json
 from pathlib import Path
 import pandas as pd, yaml
@@ -71,8 +72,13 @@ def _read_run(d:Path, metric:str='accuracy') -> dict:
                                       if data.get('csv') else 'demo')
     recipe = {k: v for k, v in _flat(r).items() if k != 'seed' and not k.startswith('tags.')}
     return dict(run=str(d), dataset=dataset, method=r.get('method', 'eac'), noise=noise,
-                init='pretrained' if model.get('weights') else 'scratch', recipe=recipe,
+                init=_init(model.get('weights')), recipe=recipe,
                 **{k.split('_')[0]: 100*m[k] for k in need}, epochs=m.get('epochs'), metric=metric)
+
+def _init(weights) -> str:
+    "A run's start as the table groups it: scratch, imagenet (torchvision's; not the paper's) or pretrained (a file)."
+    from ..models.weights import is_torchvision_weights
+    return 'scratch' if not weights else 'imagenet' if is_torchvision_weights(weights) else 'pretrained'
 
 def _flat(d:dict, prefix='') -> dict:
     "A nested dict as `{dotted key: value}`."
@@ -113,6 +119,7 @@ def results_table(runs:pd.DataFrame) -> pd.DataFrame:
                     for m, i, n, d in zip(out.method, out.init, out.noise, out.dataset)]
     out['diff'] = out.last5 - out.paper.astype(float)
     rank = lambda order: lambda s: s.map(lambda v: (order.index(v), '') if v in order else (len(order), str(v)))
-    keys = dict(init=rank(('pretrained', 'scratch')), method=rank(METHOD_ORDER), dataset=rank(DATASET_ORDER))
+    keys = dict(init=rank(('pretrained', 'imagenet', 'scratch')), method=rank(METHOD_ORDER),
+                dataset=rank(DATASET_ORDER))
     return out.sort_values(['init', 'noise', 'method', 'variant', 'dataset'],
                            key=lambda s: keys[s.name](s) if s.name in keys else s).reset_index(drop=True)

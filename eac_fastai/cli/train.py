@@ -18,8 +18,9 @@ def train(recipe: Annotated[Optional[str], typer.Argument(help="recipe YAML file
                                                              "(one per GPU; gloo on CPU), through torchrun")] = 1):
     "Train a recipe; writes a new run directory (recipe, env, history, checkpoints, predictions, metrics.json)."
     from ..training.recipe import load_recipe, ref_stem
-    from ..training.build import check_distributable
+    from ..training.build import check_distributable, runtime_problem
     from ..training.fit import resume_run, train_recipe
+    from ..models.weights import is_torchvision_weights, torchvision_state_dict, torchvision_weights
     if resume is not None:
         if recipe or overrides or out: raise UserError(f"--resume {resume} continues that run with its own "
                                                        "recipe.yaml; give no recipe, overrides or --out")
@@ -34,16 +35,19 @@ def train(recipe: Annotated[Optional[str], typer.Argument(help="recipe YAML file
     from ..settings import load_settings
     from ..training.build import resolve_data
     check_distributable(r)
+    # what every process would refuse: one message here, not one per process
+    if problem := runtime_problem(r): raise UserError(problem)
     src = resolve_data(r, load_settings())
-    # bad data: one message here, not one per process
     label_frame(src.csv, src.root, r.data.classes, r.data.valid_split)
+    if is_torchvision_weights(r.model.weights):                   # downloaded once, here, not by every process
+        torchvision_state_dict(torchvision_weights(r.model.arch, r.model.weights))
     raise typer.Exit(launch(nproc, ['train', recipe, *(overrides or []), *(['--out', str(out)] if out else [])]))
 
 @app.command()
 @user_errors
 def validate(recipe: RecipeArg, overrides: Overrides = None):
-    ("Check a recipe and print it resolved (missing files are warnings); a matrix without #cell: check and list "
-     "every cell.")
+    ("Check a recipe and print it resolved (missing files, and what this machine lacks for it, are warnings); a matrix "
+     "without #cell: check and list every cell.")
     from rich.table import Column, Table
     from ..training.recipe import load_recipes, recipe_yaml
     from ..settings import load_settings
@@ -116,7 +120,7 @@ def _print_sweep(csv:Path):
     console.print(view)
 
 def _warn_missing(r, settings):
-    "Warn about the files and folders recipe `r` names that do not exist yet."
+    "Warn about the files and folders recipe `r` names that do not exist yet, and what this machine lacks for it."
     from ..training.build import resolve_data
     from ..models.weights import is_torchvision_weights, torchvision_weights, weights_cache_file
     src = resolve_data(r, settings, create=False)
@@ -128,6 +132,11 @@ def _warn_missing(r, settings):
             console.print(f"[yellow]note:[/] model.weights: {w}: torchvision's {tv} is not in torch's cache yet: the "
                           f"first run downloads {tv.url} to {escape(str(cached))}", highlight=False)
     elif w: paths.append(('model.weights', settings.weights_path(w), Path.is_file))
+    from ..training.build import runtime_problem
+    try: problem = runtime_problem(r)
+    except UserError as e: problem = str(e)
+    if problem:
+        console.print(f"[yellow]warning:[/] {escape(problem)} (train would refuse it here)", highlight=False)
     for key, p, exists in paths:
         if not exists(p):
             console.print(f"[yellow]warning:[/] {key}: {escape(str(p))} does not exist yet "

@@ -19,7 +19,7 @@ from .distributed import is_distributed
 from .schema import Recipe
 
 __all__ = ['DataSource', 'resolve_data', 'recipe_dataloaders', 'recipe_method', 'recipe_learner', 'check_distributable',
-           'last_batch_problem', 'compile_problem', 'compile_model']
+           'last_batch_problem', 'compile_problem', 'compile_model', 'runtime_problem']
 
 @dataclass
 class DataSource:
@@ -103,7 +103,8 @@ def last_batch_problem(learn, img_size:int) -> str|None:
             "set data.drop_last=true or change data.bs")
 
 def compile_problem(backend:str, device:torch.device) -> str|None:
-    "Why torch.compile's `backend` cannot run on `device` here (`train.compile`)."
+    """Why torch.compile's `backend` cannot run on `device` here (`train.compile`): found by compiling and running a
+    tiny function with it (inductor on a CPU builds C++: a few seconds)."""
     from torch._dynamo import is_dynamo_supported
     fix = "or turn it off (train.compile: false)"
     if not is_dynamo_supported():
@@ -114,14 +115,20 @@ def compile_problem(backend:str, device:torch.device) -> str|None:
         return (f"train.compile: the inductor backend generates C++ on the CPU and finds no compiler ({cxx}: not on "
                 "PATH); install one (apt-get install g++) or set CXX, compile without generated code "
                 f"(train.compile: aot_eager), {fix}")
-    if backend == 'inductor' and device.type == 'cuda':
-        from torch.utils._triton import has_triton
-        if not has_triton():
-            return f"train.compile: the inductor backend needs Triton on CUDA (pip install triton); {fix}"
+    try: torch.compile(lambda x: x*2 + 1, backend=backend)(torch.ones(2, device=device))
+    except Exception as e:
+        why = next((l for l in str(e).splitlines() if l.strip()), type(e).__name__)[:300]
+        return f"train.compile: the {backend} backend fails here ({type(e).__name__}: {why}); {fix}"
 
 def compile_model(learn, compile):
-    "`learn.model.compile` with the backend `compile` names (`True`: inductor), checked first; state dict unchanged."
-    if not compile: return
-    backend = 'inductor' if compile is True else compile
-    if problem := compile_problem(backend, learn.dls.device): raise UserError(problem)
-    learn.model.compile(backend=backend)
+    """`learn.model.compile` with the backend `compile` names (`True`: inductor); the state dict is unchanged. EAC's
+    pass of the flipped view through the body alone stays uncompiled (compiling the body apart fails in dynamo)."""
+    if compile: learn.model.compile(backend='inductor' if compile is True else compile)
+
+def runtime_problem(recipe:Recipe, device:torch.device|None=None) -> str|None:
+    """What stops `recipe` on this machine, found before any data is read: a tracker's missing package or login,
+    torch.compile's backend."""
+    from .loggers import logger_problem
+    t = recipe.train
+    if problem := logger_problem(t.loggers): return problem
+    if t.compile: return compile_problem('inductor' if t.compile is True else t.compile, device or _device(t.device))

@@ -11,6 +11,7 @@ class DivergenceCallback(Callback):
     step, and before the epoch's checkpoints and history row are written. `diverged` then says where. A device sync
     per batch (as fastai's `TerminateOnNaNCallback`); in several processes, an all-reduce of the verdict."""
     order = 100                                        # after every callback that adds to the loss
+    diverged = None
     def before_fit(self): self.diverged = None
     def after_loss(self):
         loss = (self.learn.loss_grad if self.training else self.learn.loss).detach()

@@ -13,12 +13,13 @@ from ..metrics import per_class_accuracy
 from ..models.learner import export_learner
 from ..models.weights import load_torch_file
 from ..settings import Settings, load_settings
-from .build import check_distributable, compile_model, last_batch_problem, recipe_dataloaders, recipe_learner
+from .build import (check_distributable, compile_model, last_batch_problem, recipe_dataloaders, recipe_learner,
+                    runtime_problem)
 from .checkpoint import RESUME, RESUME_KEYS, CheckpointCallback, HistoryLogger, restore_training_state, starting_at
 from .divergence import DivergenceCallback
 from .distributed import distributed, is_distributed, is_main_process, use_local_gpu
 from .accumulation import EpochGradientAccumulation
-from .loggers import logger_callbacks, logger_problem
+from .loggers import logger_callbacks
 from .early_stop import EarlyStopping
 from .evaluation import EvalSubsetCallback
 from .lr_find import run_lr_find
@@ -36,6 +37,7 @@ def _prepare(recipe, out, stem, settings):
     settings = settings or load_settings()
     check_output_dir(out or settings.runs, 'runs folder')
     if is_distributed(): check_distributable(recipe); use_local_gpu()
+    if problem := runtime_problem(recipe): raise UserError(problem)
     if recipe.seed is not None: set_seed(recipe.seed, reproducible=True)
     dls = recipe_dataloaders(recipe, settings)
     if len(dls.train) == 0:
@@ -45,7 +47,6 @@ def _prepare(recipe, out, stem, settings):
     for cb in learn.cbs.filter(lambda c: hasattr(c, 'check_data')): cb.check_data(dls)   # e.g. RUL's last batch of one
     if problem := last_batch_problem(learn, recipe.data.img_size): raise UserError(problem)
     compile_model(learn, recipe.train.compile)
-    if problem := logger_problem(recipe.train.loggers): raise UserError(problem)
     if not is_main_process(): return None, learn
     learn.path = run = new_run_dir(out or settings.runs, stem)
     write_atomic(run/'recipe.yaml', recipe_yaml(recipe))
@@ -89,11 +90,13 @@ def _fit_and_finish(recipe:Recipe, run:Path|None, learn, lr:float, console:Conso
                 CheckpointCallback(stop.monitor if stop else 'accuracy', resumable=t.resumable and not is_distributed(),
                                    lr=lr, best=best,
                                    recipe=(started or recipe).model_dump(mode='json'))]
-        cbs += logger_callbacks(t.loggers, run, recipe.model_dump(mode='json'), recipe_yaml(recipe))
+        cbs += logger_callbacks(t.loggers, run, (started or recipe).model_dump(mode='json'),
+                                recipe_yaml(started or recipe))
     if is_distributed() and recipe.seed is not None:
         set_seed(recipe.seed + rank_distrib(), reproducible=True)   # each its own augmentation
-    with learn.no_bar(), learn.no_logging(), distributed(learn):
-        fit_with_schedule(learn, t.schedule, t.epochs, lr, t.gamma, t.pct_start, cbs=cbs)
+    if not (stop and stop.stopped):                   # stopped early, then cut before it finished: nothing to train
+        with learn.no_bar(), learn.no_logging(), distributed(learn):
+            fit_with_schedule(learn, t.schedule, t.epochs, lr, t.gamma, t.pct_start, cbs=cbs)
     if guard.diverged: _diverged(run, guard.diverged, t.epochs)
     if run is None: return None
     with learn.no_bar(), learn.no_logging():
@@ -106,7 +109,7 @@ def _fit_and_finish(recipe:Recipe, run:Path|None, learn, lr:float, console:Conso
                    per_class_accuracy=per_class_accuracy(preds.label, preds.pred, learn.dls.vocab),  # final model
                    n_train=len(learn.dls.train_ds), n_valid=len(learn.dls.valid_ds),
                    **({'early_stop': dict(**t.early_stop.model_dump(), stopped=stop.stopped,
-                                          epochs=int(history.epoch.max()) + 1)} if stop else {}),
+                                          best=float(stop.best), best_epoch=stop.best_epoch)} if stop else {}),
                    train_noise_rate=train_noise_rate(learn.dls))
     write_atomic(run/'metrics.json', json.dumps(metrics, indent=2))
     export_learner(learn, run/'export.pkl')
@@ -165,12 +168,12 @@ def resume_run(run, settings:Settings|None=None, console:Console|None=None) -> P
     recipe = read_run_recipe(run)
     with RunLock(run, claim=False) as lock:                 # a live run: refused before anything is read
         state = _resumable_state(run, recipe)
+        if problem := runtime_problem(recipe): raise UserError(problem)
         if recipe.seed is not None: set_seed(recipe.seed, reproducible=True)
         started = recipe                                  # the checkpoint has the weights:
         recipe = recipe.model_copy(update=dict(model=recipe.model.model_copy(update=dict(weights=None))))
         learn = recipe_learner(recipe, recipe_dataloaders(recipe, settings), settings, path=run)
         compile_model(learn, recipe.train.compile)
-        if problem := logger_problem(recipe.train.loggers): raise UserError(problem)
         restore_training_state(learn, state, run/'models'/RESUME)
         history = _read_history(run/'history.csv', state['epoch'])
         lock.claim()

@@ -1,10 +1,13 @@
 """Experiment tracking through fastai's own callbacks (`train.loggers`): TensorBoard and Weights & Biases, each with
 every column of history.csv (the method's loss terms, the memorisation columns) and the resolved recipe. history.csv
 (`csv`) is always written."""
-import importlib.util, netrc, os
+import importlib.util, netrc, os, uuid
 from pathlib import Path
+from urllib.parse import urlparse
 from fastai.callback.core import Callback
 from fastai.learner import Recorder
+from ..errors import UserError
+from ..files import write_atomic
 
 __all__ = ['LOGGERS', 'logger_problem', 'WandbConfig', 'WandbFinish', 'logger_callbacks']
 
@@ -13,7 +16,8 @@ LOGGERS = {'csv': None, 'tensorboard': 'tensorboard', 'wandb': 'wandb'}
 
 def _wandb_login_problem() -> str|None:
     if os.environ.get('WANDB_MODE') in ('offline', 'disabled', 'dryrun') or os.environ.get('WANDB_API_KEY'): return None
-    try: found = netrc.netrc().authenticators('api.wandb.ai')
+    host = urlparse(os.environ.get('WANDB_BASE_URL') or 'https://api.wandb.ai').hostname
+    try: found = netrc.netrc().authenticators(host)
     except (OSError, netrc.NetrcParseError): found = None
     if found is None:
         return ("train.loggers: wandb has no login here; run `wandb login`, set WANDB_API_KEY, or log offline with "
@@ -41,9 +45,17 @@ class WandbFinish(Callback):
         import wandb
         wandb.finish()
 
+def _wandb_id(run:Path) -> str:
+    "The W&B run id of the run folder `run`: drawn once and kept in `run/wandb/id`, so `--resume` continues it."
+    f = run/'wandb'/'id'
+    if f.is_file(): return f.read_text().strip()
+    f.parent.mkdir(exist_ok=True)
+    write_atomic(f, wid := f"{run.name}-{uuid.uuid4().hex[:8]}")
+    return wid
+
 def logger_callbacks(loggers, run:Path, config:dict, recipe_yaml:str) -> list[Callback]:
     """fastai's callbacks for `loggers`, writing under the run folder `run`; `config`: the resolved recipe. W&B's run
-    is started here (named and identified after the folder, so a resumed run continues it)."""
+    is started here (named after the folder, with an id kept in it, so a resumed run continues it)."""
     cbs = []
     if 'tensorboard' in loggers:
         from .tensorboard import RunTensorBoard
@@ -51,7 +63,11 @@ def logger_callbacks(loggers, run:Path, config:dict, recipe_yaml:str) -> list[Ca
     if 'wandb' in loggers:
         import wandb
         from fastai.callback.wandb import WandbCallback
-        wandb.init(project=os.environ.get('WANDB_PROJECT', 'eac-fastai'), name=run.name, id=run.name,
-                   resume='allow', dir=run, config=config)
+        try: wandb.init(project=os.environ.get('WANDB_PROJECT', 'eac-fastai'), name=run.name, id=_wandb_id(run),
+                        resume='allow', dir=run, config=config)
+        except Exception as e:
+            raise UserError(f"train.loggers: wandb could not start its run ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:200] if str(e) else ''}); check `wandb login` and the network, "
+                            "or log offline with WANDB_MODE=offline") from None
         cbs += [WandbConfig(), WandbCallback(log_preds=False, log_model=False), WandbFinish()]
     return cbs

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from rich.markup import escape
 from .recipe import RecipeError, load_recipes, recipe_cells, ref_stem
-from ..errors import TrainingDiverged
+from ..errors import UserError, TrainingDiverged
 from ..files import check_output_dir, write_atomic
 
 __all__ = ['parse_grid', 'sweep_plan', 'run_sweep', 'swept_keys', 'SUMMARY']
@@ -53,7 +53,12 @@ def run_sweep(ref, args, out, train, console=None) -> Path:
     """Train every run of `sweep_plan(ref, args)` with `train(recipe, out, stem)` under a new folder in `out`; returns
     its `sweep.csv` (column `diverged`: the runs whose training diverged, which the others do not stop)."""
     import pandas as pd
+    from .build import runtime_problem
     plan = sweep_plan(ref, args)
+    needs = {}                                          # one recipe per machine need: a logger's package, compile
+    for r in (p['recipe'] for p in plan): needs.setdefault((tuple(r.train.loggers), r.train.compile, r.train.device), r)
+    for r in needs.values():
+        if problem := runtime_problem(r): raise UserError(problem)    # before the sweep's folder
     folder = check_output_dir(out)/f"{ref_stem(ref)}-sweep-{datetime.now():%Y%m%d-%H%M%S}"
     folder.mkdir(parents=True, exist_ok=False)
     rows = []
