@@ -36,12 +36,13 @@ class CrashAt(Callback):
 # early stopping that ends the run after the cut (epoch 2) only if the epochs waited before it carry over
 STOP = ['train.epochs=8', 'train.lr=1.0e-9', 'train.accumulate=2', 'train.early_stop={patience: 2, min_delta: 0.5}']
 
-@pytest.mark.parametrize('method,extra,overrides', [('eac', '', []),
+@pytest.mark.parametrize('method,extra,overrides', [('eac', '', ['train.loggers=[tensorboard]']),
                                                     ('scn', 'scn: {relabel_epoch: 2, margin2: 0.0}\n', []),
                                                     ('baseline', '', STOP)], ids=['eac', 'scn', 'early-stop'])
 def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path, settings_file, monkeypatch, method, extra,
                                                              overrides):
-    "SCN's relabels, the one-cycle position, the generators, the smoothed loss and early stopping all carry over."
+    """SCN's relabels, the one-cycle position, the generators, the smoothed loss and early stopping all carry over; the
+    TensorBoard log of the resumed run reads as the uninterrupted one's (the cut epoch's batches dropped)."""
     r = load_recipe(_recipe(tmp_path, method, extra=extra), overrides)
     whole = train_recipe(r, tmp_path/'whole')
     from fastai.learner import Learner
@@ -54,7 +55,15 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path, settings_
     assert load_torch_file(cut/'models'/RESUME)['epoch'] == 1 and not (cut/'metrics.json').exists()
     assert resume_run(cut) == cut
     _same_result(whole, cut)
-    if overrides:                     # nothing improves by 0.5: best at epoch 0, stopped after epoch 2, past the cut
+    if 'train.loggers=[tensorboard]' in overrides:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+        logs = [EventAccumulator(str(r/'tensorboard')) for r in (whole, cut)]
+        for tb in logs: tb.Reload()
+        for tag in ('train_loss', 'accuracy', 'train_consistency'):
+            (a, b) = ([(e.step, e.value) for e in tb.Scalars(tag)] for tb in logs)
+            assert a == b and len({step for step, _ in b}) == len(b), tag
+    if 'train.early_stop' in ' '.join(overrides):
+        # nothing improves by 0.5: best at epoch 0, stopped after epoch 2, past the cut
         stop = json.loads((whole/'metrics.json').read_text())['early_stop']
         assert stop['stopped'] and stop['best_epoch'] == 0 and len(pd.read_csv(whole/'history.csv')) == 3, stop
     if method == 'scn':
