@@ -10,7 +10,6 @@ class EpochGradientAccumulation(GradientAccumulation):
     so an epoch boundary (and `--resume`) never splits a step. The method callbacks run per micro-batch, before it."""
     def __init__(self, n:int, bs:int, labels_per_image:int=1):
         super().__init__(n_acc=n*bs*labels_per_image)
-        self.n = n
     def before_epoch(self): self.count = 0
     def before_step(self):
         if self.iter < self.n_iter - 1: return super().before_step()

@@ -1,4 +1,5 @@
 "Early stopping on the validation split (`train.early_stop`), continued exactly by `--resume`."
+import numpy as np
 from fastai.callback.tracker import EarlyStoppingCallback
 
 __all__ = ['EarlyStopping']
@@ -14,7 +15,7 @@ class EarlyStopping(EarlyStoppingCallback):
 
     def _replay(self):
         "Best value, its epoch and epochs waited after the rows of `history`; `stopped` if they reach `patience`."
-        self.best = float('inf') if self.comp(0, 1) else -float('inf')
+        self.best = float('inf') if self.comp == np.less else -float('inf')    # as TrackerCallback starts
         self.wait = 0
         for epoch, v in zip(self.history.epoch, self.history[self.monitor]):
             if self.comp(v - self.min_delta, self.best): self.best, self.best_epoch, self.wait = v, int(epoch), 0

@@ -90,8 +90,7 @@ def _fit_and_finish(recipe:Recipe, run:Path|None, learn, lr:float, console:Conso
                 CheckpointCallback(stop.monitor if stop else 'accuracy', resumable=t.resumable and not is_distributed(),
                                    lr=lr, best=best,
                                    recipe=(started or recipe).model_dump(mode='json'))]
-        cbs += logger_callbacks(t.loggers, run, (started or recipe).model_dump(mode='json'),
-                                recipe_yaml(started or recipe))
+        cbs += logger_callbacks(t.loggers, run, started or recipe)
     if is_distributed() and recipe.seed is not None:
         set_seed(recipe.seed + rank_distrib(), reproducible=True)   # each its own augmentation
     if not (stop and stop.stopped):                   # stopped early, then cut before it finished: nothing to train

@@ -53,18 +53,19 @@ def _wandb_id(run:Path) -> str:
     write_atomic(f, wid := f"{run.name}-{uuid.uuid4().hex[:8]}")
     return wid
 
-def logger_callbacks(loggers, run:Path, config:dict, recipe_yaml:str) -> list[Callback]:
-    """fastai's callbacks for `loggers`, writing under the run folder `run`; `config`: the resolved recipe. W&B's run
-    is started here (named after the folder, with an id kept in it, so a resumed run continues it)."""
+def logger_callbacks(loggers, run:Path, recipe) -> list[Callback]:
+    """fastai's callbacks for `loggers`, writing under the run folder `run`, each given the resolved `recipe`. W&B's
+    run is started here (named after the folder, with an id kept in it, so a resumed run continues it)."""
+    from .recipe import recipe_yaml
     cbs = []
     if 'tensorboard' in loggers:
         from .tensorboard import RunTensorBoard
-        cbs.append(RunTensorBoard(run/'tensorboard', recipe_yaml))
+        cbs.append(RunTensorBoard(run/'tensorboard', recipe_yaml(recipe)))
     if 'wandb' in loggers:
         import wandb
         from fastai.callback.wandb import WandbCallback
         try: wandb.init(project=os.environ.get('WANDB_PROJECT', 'eac-fastai'), name=run.name, id=_wandb_id(run),
-                        resume='allow', dir=run, config=config)
+                        resume='allow', dir=run, config=recipe.model_dump(mode='json'))
         except Exception as e:
             raise UserError(f"train.loggers: wandb could not start its run ({type(e).__name__}: "
                             f"{str(e).splitlines()[0][:200] if str(e) else ''}); check `wandb login` and the network, "
