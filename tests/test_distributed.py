@@ -18,8 +18,9 @@ def _torchrun(*args, env=None):
                           capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, OMP_NUM_THREADS='1', **(env or {})))
 
-def test_both_ranks_step_on_their_own_images_and_stay_in_sync(tmp_path, settings_file):
-    r = _torchrun(Path(__file__).parent/'scripts'/'ddp_probe.py', _recipe(tmp_path), tmp_path)
+@pytest.mark.parametrize('method', ['eac', 'nla'])   # both run their mirror's forward apart from DDP's wrapper
+def test_both_ranks_step_on_their_own_images_and_stay_in_sync(tmp_path, settings_file, method):
+    r = _torchrun(Path(__file__).parent/'scripts'/'ddp_probe.py', _recipe(tmp_path, method), tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     ranks = [json.loads((tmp_path/f'rank{i}.json').read_text()) for i in (0, 1)]
     assert all(p['world'] == 2 for p in ranks)

@@ -183,7 +183,7 @@ def test_flip_is_refused_in_the_basic_aug_of_flip_methods():
     for method in ('eac', 'ac'):
         with pytest.raises(ValueError, match='flip'): METHODS[method](basic=BasicAug(ops=('flip', 'noise')))
 
-@pytest.mark.parametrize('method', ['ac', 'scn', 'rul'])
+@pytest.mark.parametrize('method', ['ac', 'scn', 'rul', 'nla'])
 def test_lr_find_leaves_every_method_as_it_was(dls, method, tmp_path):
     learn = eac_learner(dls, 'resnet18', method=method, path=tmp_path,
                         **(dict(relabel_epoch=1, margin2=0.) if method == 'scn' else {}))

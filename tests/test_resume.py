@@ -38,7 +38,8 @@ STOP = ['train.epochs=8', 'train.lr=1.0e-9', 'train.accumulate=2', 'train.early_
 
 @pytest.mark.parametrize('method,extra,overrides', [('eac', '', ['train.loggers=[tensorboard]']),
                                                     ('scn', 'scn: {relabel_epoch: 2, margin2: 0.0}\n', []),
-                                                    ('baseline', '', STOP)], ids=['eac', 'scn', 'early-stop'])
+                                                    ('nla', '', []),   # its Gaussian's schedule by epoch
+                                                    ('baseline', '', STOP)], ids=['eac', 'scn', 'nla', 'early-stop'])
 def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path, settings_file, monkeypatch, method, extra,
                                                              overrides):
     """SCN's relabels, the one-cycle position, the generators, the smoothed loss and early stopping all carry over; the

@@ -5,6 +5,7 @@ import pandas as pd, pytest
 from typer.testing import CliRunner
 from eac_fastai.cli import app
 from eac_fastai.errors import UserError
+from eac_fastai.methods import METHODS
 from eac_fastai.training.recipe import RecipeError
 from eac_fastai.training.sweep import parse_grid, sweep_plan
 from eac_fastai.analysis.table import PAPER_TABLE1, collect_runs, results_table
@@ -27,7 +28,7 @@ def test_sweep_plan_validates_every_run_first():
     matrix = Path(__file__).parent.parent/'recipes'/'table1.yaml'
     assert len(sweep_plan(f'{matrix}#rafdb-*-noise30-pretrained', ['eac.lam=1,5'])) == 8
 
-@pytest.mark.parametrize('method', ['baseline', 'eac', 'ac', 'scn', 'rul'])
+@pytest.mark.parametrize('method', list(METHODS))
 def test_every_method_trains_through_the_cli(method, settings_file, tmp_path):
     r = CliRunner().invoke(app, ['train', str(QUICK), f'method={method}', *TINY, '--out', str(tmp_path/'runs')])
     assert r.exit_code == 0, r.output

@@ -5,11 +5,13 @@ from .ac import ACCallback
 from .eac import EACCallback
 from .rul import RULCallback
 from .scn import SCNCallback
+from .nla import NLACallback
 
 __all__ = ['METHODS', 'method_callback']
 
 METHODS = {'baseline': AugmentCallback,                # CE with the same augmentation
-           'eac': EACCallback, 'ac': ACCallback, 'scn': SCNCallback, 'rul': RULCallback}
+           'eac': EACCallback, 'ac': ACCallback, 'scn': SCNCallback, 'rul': RULCallback,
+           'nla': NLACallback}
 
 def method_callback(method:str='eac', **kwargs):
     "The training callback of `method` (a name in `METHODS`), built with `kwargs` (augmentation and settings)."
