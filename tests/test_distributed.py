@@ -47,6 +47,9 @@ def test_what_cannot_run_in_several_processes_is_refused(tmp_path, settings_file
     cli = CliRunner()
     r = cli.invoke(app, ['train', str(_recipe(tmp_path, 'scn')), '--nproc', '2', '--out', str(tmp_path/'runs')])
     assert r.exit_code == 2 and 'method scn cannot train in several processes' in r.output
+    r = cli.invoke(app, ['train', str(_recipe(tmp_path, 'rul')), 'rul.relabel=true', '--nproc', '2',
+                         '--out', str(tmp_path/'runs')])
+    assert r.exit_code == 2 and 'method rul cannot train in several processes' in r.output
     r = cli.invoke(app, ['train', '--resume', str(tmp_path), '--nproc', '2'])
     assert r.exit_code == 2 and 'drop --nproc' in r.output
     assert not (tmp_path/'runs').exists()

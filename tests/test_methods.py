@@ -11,7 +11,8 @@ from eac_fastai.training.schema import Recipe
 from eac_fastai.models.learner import eac_learner
 from eac_fastai.methods.rul import RULHead, add_up_loss, uncertainty_mix
 from eac_fastai.training.schedules import fit_with_schedule
-from eac_fastai.methods.scn import SCNHead, rank_regularization, scn_relabel
+from eac_fastai.methods.relabel import margin_relabel
+from eac_fastai.methods.scn import SCNHead, rank_regularization
 
 def _fit(learn, epochs=1, lr=1e-3, schedule='constant'):
     with learn.no_bar(), learn.no_logging(): fit_with_schedule(learn, schedule, epochs, lr)
@@ -33,10 +34,10 @@ def test_rank_regularization_gradient_pushes_groups_apart():
 def test_scn_relabel_rule():
     probs = torch.tensor([[0.7, 0.2, 0.1], [0.45, 0.35, 0.2], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4]])
     labels = torch.tensor([1, 1, 2, 0])
-    new, changed = scn_relabel(probs, labels, 0.2)
+    new, changed = margin_relabel(probs, labels, 0.2)
     # 0.7−0.2 > 0.2; 0.45−0.35 is not
     assert changed.tolist() == [True, False, False, False] and new.tolist() == [0, 1, 2, 0]
-    new, changed = scn_relabel(probs, labels, 0.05, allowed=torch.tensor([False, True, True, True]))
+    new, changed = margin_relabel(probs, labels, 0.05, allowed=torch.tensor([False, True, True, True]))
     assert changed.tolist() == [False, True, False, True] and new.tolist() == [1, 0, 2, 2]
 
 def test_scn_head_scales_logits_by_importance():
@@ -117,6 +118,29 @@ def test_scn_relabels_persist_and_feed_the_loss(dls):
     hist = learn.recorder.values
     # train_loss, valid_loss, accuracy, mean_class_accuracy, train_ce, train_rank_reg, relabelled
     assert len(hist[-1]) == 7
+
+def test_rul_relabels_only_when_asked_by_scns_rule_on_the_unmixed_prediction(dls):
+    official = eac_learner(dls, 'resnet18', method='rul')
+    _fit(official)
+    assert official.rul.labels is None and 'relabelled' not in official.recorder.metric_names   # the official code
+    class Keep(Callback):
+        order = 7
+        def before_fit(self): self.rows = []
+        def before_batch(self):
+            if self.training: self.rows.append((self.xb[0].clone(), self.rul.batch_idx.clone(), self.y.clone()))
+    keep = Keep()
+    # no dropout and lr 0: the unmixed prediction can be recomputed from the batch
+    learn = eac_learner(dls, 'resnet18', method='rul', drop=0., relabel=True, relabel_epoch=1, relabel_margin=0.05,
+                        cbs=[keep])
+    _fit(learn, 1, lr=0.)
+    rul, model = learn.rul, learn.model
+    assert rul.relabelled_share() > 0 and 'relabelled' in learn.recorder.metric_names
+    model.train()
+    for x, idx, y in keep.rows:
+        with torch.no_grad(): probs = F.softmax(model[1].fc(model[1].mu(model[0](x))), 1)
+        expected, _ = margin_relabel(probs, y.as_subclass(torch.Tensor), 0.05)
+        assert torch.equal(rul.labels[idx], expected)
+    assert set(rul.relabel_frame().columns) >= {'given', 'rul_label', 'relabelled'}
 
 def test_scn_batches_train_on_the_current_labels(dls):
     seen = []

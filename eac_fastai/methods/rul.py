@@ -3,13 +3,19 @@
 Two branches on the body's feature map give a mean μ and a log-variance per image. In training each image is
 paired with a random partner; their μ are mixed with weights `u / (u + u_partner)` (u = mean of exp(log-var)),
 classified, and the add-up loss `0.5·CE(·, y) + 0.5·CE(·, y_partner)` trains everything. At test time the
-classifier sees μ alone. The classifier trains at `fc_lr_mult` × the learning rate (officially 2e-3 vs 2e-4)."""
+classifier sees μ alone. The classifier trains at `fc_lr_mult` × the learning rate (officially 2e-3 vs 2e-4).
+
+`relabel` (off by default, as the official code has none) adds the relabelling RUL's author advises ("Do not forget to
+add RELABEL module to RUL as it is vital", RUL issue #4) with SCN's rule: from `relabel_epoch` on, an image whose top
+probability under its own mean feature (the classifier as at test time, unmixed) beats its current label's by more than
+`relabel_margin` takes the predicted label; both labels of the add-up loss are the current ones."""
 import torch, torch.nn.functional as F
 from torch import nn, Tensor
+from fastai.callback.hook import hook_output
 from fastai.torch_core import params
 from pydantic import Field
 from ..config import Section
-from .base import MethodCallback
+from .relabel import RelabelCallback
 from ..errors import UserError
 
 __all__ = ['RULHead', 'uncertainty_mix', 'add_up_loss', 'rul_splitter', 'RULSection', 'RULCallback']
@@ -52,11 +58,19 @@ class RULSection(Section):
     dim: int = Field(64, ge=1, description="feature dimension of the mean and log-variance branches")
     drop: float = Field(0.4, ge=0, lt=1, description="dropout in both branches")
     fc_lr_mult: float = Field(10., gt=0, description="classifier learning rate ÷ train.lr (officially 2e-3 / 2e-4)")
+    relabel: bool = Field(False, description="relabel doubtful images with SCN's rule, as RUL's author advises (RUL "
+                          "issue #4); the official code has none")
+    relabel_epoch: int = Field(10, ge=1, description="with relabel: first epoch (1-based) that relabels (SCN's 10)")
+    relabel_margin: float = Field(0.2, ge=0, description="with relabel: top probability − the label's above which the "
+                                  "image takes the predicted label (SCN's margin2)")
 
-class RULCallback(MethodCallback):
+class RULCallback(RelabelCallback):
     """RUL: uncertainty-weighted feature mixing with a random partner and the add-up loss; the classifier at
-    `fc_lr_mult` × lr. Settings: the fields of `RULSection`; its basic aug officially flips or adds noise."""
+    `fc_lr_mult` × lr; with `relabel`, SCN's relabelling on the unmixed prediction. Settings: the fields of
+    `RULSection`; its basic aug officially flips or adds noise."""
     config, basic_ops = RULSection, ('flip', 'noise')
+    _stateattrs = ('mu_hook', 'sums', 'term_metrics', 'batch_idx', 'rul_head')
+    relabels = property(lambda self: self.relabel)
 
     def head(self, nf:int, n_out:int, fmap) -> nn.Module: return RULHead(nf, n_out, fmap, self.dim, self.drop)
     splitter = staticmethod(rul_splitter)
@@ -74,6 +88,8 @@ class RULCallback(MethodCallback):
             raise ValueError("RULCallback needs a model whose head is a RULHead (eac_learner(method='rul') builds it)")
         self.check_data(self.dls)
         self.rul_head = model[1]
+        if self.relabel: self.mu_hook = hook_output(self.rul_head.mu)   # detached: relabelling needs no gradient
+        super().setup()
 
     def before_step(self):
         """The classifier's group steps at `fc_lr_mult` × the others' rate, whatever schedule set the rates (fit,
@@ -91,5 +107,11 @@ class RULCallback(MethodCallback):
         plain = lambda t: t.as_subclass(Tensor)           # fastai's tensor types do not dispatch cross_entropy in pairs
         self.learn.loss_grad = add_up_loss(plain(self.pred), plain(self.y), perm)
         self.learn.loss = self.learn.loss_grad.detach().clone()
+        if self.relabel:
+            mu, self.mu_hook.stored = self.mu_hook.stored, None
+            with torch.no_grad(): probs = F.softmax(self.rul_head.fc(mu).float(), 1)
+            self.relabel_batch(probs, self.relabel_margin)
 
-    def cleanup(self): self.rul_head = None
+    def cleanup(self):
+        if getattr(self, 'mu_hook', None) is not None: self.mu_hook.remove()
+        self.rul_head = self.mu_hook = None

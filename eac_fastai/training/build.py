@@ -75,8 +75,10 @@ def recipe_learner(recipe:Recipe, dls, settings:Settings|None=None, path='.'):
 
 def check_distributable(recipe:Recipe):
     "A `UserError` when `recipe` cannot train in several processes."
-    if recipe.method == 'scn':
-        raise UserError("method scn cannot train in several processes yet: its relabels live in each process; use one")
+    section = getattr(recipe, recipe.method, None)
+    if getattr(method_callback(recipe.method, **dict(section or {})), 'relabels', False):
+        raise UserError(f"method {recipe.method} cannot train in several processes yet: its relabelled labels live in "
+                        "each process; use one")
 
 def last_batch_problem(learn, img_size:int) -> str|None:
     """Why the training loader's last batch cannot train when it holds one image: a BatchNorm layer of the model would

@@ -100,7 +100,9 @@ def _fit_and_finish(recipe:Recipe, run:Path|None, learn, lr:float, console:Conso
     if run is None: return None
     with learn.no_bar(), learn.no_logging():
         preds = save_predictions(learn, run/f'preds_{recipe.data.valid_split}.csv')
-    if recipe.method == 'scn': write_atomic(run/'scn_labels.csv', learn.scn.relabel_frame().to_csv(index=False))
+    method = getattr(learn, recipe.method, None)      # the method's callback (none for the baseline)
+    if getattr(method, 'relabels', False):
+        write_atomic(run/f'{recipe.method}_labels.csv', method.relabel_frame().to_csv(index=False))
     history = pd.read_csv(run/'history.csv')
     metrics = dict(summarize_history(history), method=recipe.method, tags=recipe.tags, lr=lr,
                    valid_split=recipe.data.valid_split,
