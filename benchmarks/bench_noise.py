@@ -28,7 +28,7 @@ RECIPE = REPO/'recipes'/'fmnist.yaml'
 METHODS = ('baseline', 'baseline_flip', 'ac', 'scn', 'rul', 'eac', 'nla')  # the table's rows (the default)
 VARIANTS = ('eac_ramp', 'eac_rel', 'eac_ramp_rel', 'eac_norm', 'eac_ramp_norm')  # EAC's options at λ 5: on request
 CELLS = METHODS + VARIANTS
-COST = {'eac': 2, 'ac': 2, 'nla': 2}                  # steps per image relative to the baseline's: the longest runs start first
+COST = {'eac': 2, 'ac': 2, 'nla': 2}       # steps per image relative to the baseline's: the longest runs start first
 
 def cost(cell:str) -> int: return COST.get(cell.split('_')[0], 1)
 def recipe_lam(cell:str, overrides=()) -> float|None:

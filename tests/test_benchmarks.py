@@ -73,7 +73,9 @@ def test_seeds_change_the_initialisation(tmp_path, settings_file):
 def test_plan_names_every_run_and_starts_the_longest_first():
     jobs = bench.plan(['sym30', 'pair30'], list(bench.METHODS), [1], [0, 1, 2], 'cuda', ['train.epochs=3'])
     assert len(jobs) == 2*3*(len(bench.METHODS)+1) == len({j['name'] for j in jobs})
-    assert {j['method'] for j in jobs[:18]} == {'eac', 'ac'}
+    long = 2*3*(len(bench.COST) + 1)                                   # EAC at λ 1 too
+    assert {j['method'] for j in jobs[:long]} == set(bench.COST) and {j['method'] for j in jobs[long:]}.isdisjoint(
+        bench.COST)
     lam1 = next(j for j in jobs if j['name'] == 'pair30-eac-lam1-s2')
     assert lam1['cell'] == 'pair30-eac' and lam1['lam'] == 1 and lam1['overrides'][-1] == 'eac.lam=1'
     assert {'train.device=cuda', 'train.epochs=3', 'seed=2'} <= set(lam1['overrides'])

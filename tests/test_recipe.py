@@ -80,7 +80,7 @@ def test_shipped_recipes_validate(path):
 
 def test_every_table1_cell_is_a_valid_recipe_with_its_methods_settings():
     recipes = load_recipes(ROOT/'table1.yaml')
-    assert len(recipes) == 4*3*3*2 and list(recipes) == recipe_cells(ROOT/'table1.yaml')
+    assert len(recipes) == 5*3*3*2 and list(recipes) == recipe_cells(ROOT/'table1.yaml')
     for ref, r in recipes.items():
         dataset, method, noise, init = ref.partition('#')[2].split('-')
         assert r.tags == dict(dataset=dataset, method=method, noise=noise, init=init) and r.method == method
@@ -89,9 +89,11 @@ def test_every_table1_cell_is_a_valid_recipe_with_its_methods_settings():
         assert r.data.classes == ['Surprise', 'Fear', 'Disgust', 'Happiness', 'Sadness', 'Anger', 'Neutral']
         assert r.data.sampler == ('balanced' if dataset == 'affectnet' else 'shuffle') and r.data.valid_split == 'test'
         official = {'baseline': (32, 2e-4, 60), 'eac': (32, 2e-4, 60), 'scn': (64, 1e-3, 70),
-                    'rul': (64, 2e-4, 60)}[method]
+                    'rul': (64, 2e-4, 60), 'nla': (32, 1e-4, 60)}[method]
         assert (r.data.bs, r.train.lr, r.train.epochs) == official and r.train.schedule == 'exp' and r.train.wd == 1e-4
         assert r.augment.basic.ops == (['flip', 'noise'] if method in ('scn', 'rul') else ['noise'])
+        nla = method == 'nla'
+        assert (r.augment.flip is not None, r.augment.erase.scale[1]) == ((True, 0.3) if nla else (False, .25))
     assert load_recipe(f"{ROOT/'table1.yaml'}#rafdb-eac-noise30-pretrained").model_dump(exclude={'tags'}) == \
            load_recipe(ROOT/'rafdb_eac_r18.yaml').model_dump(exclude={'tags'})
 

@@ -26,7 +26,7 @@ def test_sweep_plan_validates_every_run_first():
            {(0.1, .5), (0.1, 1.), (1, .5), (1, 1.)}
     with pytest.raises(RecipeError, match='augment.erase.p'): sweep_plan(str(QUICK), ['augment.erase.p=0.5,2'])
     matrix = Path(__file__).parent.parent/'recipes'/'table1.yaml'
-    assert len(sweep_plan(f'{matrix}#rafdb-*-noise30-pretrained', ['eac.lam=1,5'])) == 8
+    assert len(sweep_plan(f'{matrix}#rafdb-*-noise30-pretrained', ['eac.lam=1,5'])) == 2*len(METHODS) - 2
 
 @pytest.mark.parametrize('method', list(METHODS))
 def test_every_method_trains_through_the_cli(method, settings_file, tmp_path):
@@ -40,12 +40,13 @@ def test_every_method_trains_through_the_cli(method, settings_file, tmp_path):
     assert (run/'scn_labels.csv').exists() == (method == 'scn')
 
 def test_sweep_then_table(settings_file, tmp_path):
-    r = CliRunner().invoke(app, ['sweep', str(QUICK), 'method=baseline,eac', 'eac.lam=0.3', *TINY,
+    "A sweep over the baseline and NLA (the newest method), its report and its table."
+    r = CliRunner().invoke(app, ['sweep', str(QUICK), 'method=baseline,nla', 'nla.lam_jsd=0.3', *TINY,
                                  '--out', str(tmp_path/'runs')])
     assert r.exit_code == 0, r.output
     sweep, = (tmp_path/'runs').iterdir()
     df = pd.read_csv(sweep/'sweep.csv')
-    assert (list(df.method) == ['baseline', 'eac'] and df.last5_mean_accuracy.between(0, 1).all()
+    assert (list(df.method) == ['baseline', 'nla'] and df.last5_mean_accuracy.between(0, 1).all()
             and len(list(sweep.iterdir())) == 3)
     for run, given in zip(df.run, df.final_flipped_as_given):                # each run's last memorisation figure
         assert given == pd.read_csv(Path(run)/'history.csv').flipped_as_given.iloc[-1]
@@ -61,7 +62,7 @@ def test_sweep_then_table(settings_file, tmp_path):
     r = CliRunner().invoke(app, ['table', str(tmp_path/'runs'), '--csv', str(tmp_path/'t.csv')])
     assert r.exit_code == 0, r.output
     t = pd.read_csv(tmp_path/'t.csv')
-    assert (set(t.method) == {'baseline', 'eac'} and (t.dataset == 'demo').all() and (t.init == 'scratch').all()
+    assert (set(t.method) == {'baseline', 'nla'} and (t.dataset == 'demo').all() and (t.init == 'scratch').all()
             and t.paper.isna().all())
     # one run per cell; 1 of 3 labels noisy: 33% → 35
     assert t.variant.isna().all() and (t.noise == 35).all()
@@ -78,8 +79,8 @@ def test_table_puts_the_papers_number_beside_ours(tmp_path):
         (d/'recipe.yaml').write_text(json.dumps(dict(
             method=tags['method'], tags=tags, seed=i, data={'csv': 'x/y.csv'}, eac={'lam': 1 if i == 3 else 5},
             model={'weights': 'w.pth' if tags['init'] == 'pretrained' else None})))
-        (d/'metrics.json').write_text(json.dumps(dict(last5_mean_accuracy=acc, final_accuracy=acc, best_accuracy=acc,
-                                                      epochs=60)))
+        (d/'metrics.json').write_text(json.dumps(dict(last5_mean_accuracy=acc, final_accuracy=acc - 0.01,
+                                                      best_accuracy=acc + 0.02, epochs=60)))
     t = results_table(collect_runs([tmp_path]))
     row = t[(t.dataset == 'rafdb') & (t.variant == 'eac.lam=5')].iloc[0]           # two seeds of one recipe: averaged
     lam1 = t[t.variant == 'eac.lam=1'].iloc[0]
@@ -89,6 +90,13 @@ def test_table_puts_the_papers_number_beside_ours(tmp_path):
             and row.paper == PAPER_TABLE1[('eac', 'pretrained', 30, 'rafdb')] == 84.42)
     assert t[t.dataset == 'ferplus'].iloc[0].paper == 78.83
     assert list(t.init) == ['pretrained', 'pretrained', 'scratch']                  # the paper's order
+    # the paper's number against ours under its protocol
+    assert (row.final, row.best, row['diff']) == pytest.approx((83., 86., 84. - 84.42))
+    r = CliRunner().invoke(app, ['table', str(tmp_path), '--protocol', 'best', '--protocol', 'last5'])
+    assert r.exit_code == 0, r.output
+    # both protocols' numbers; the paper's only beside the last-5 mean of each of the two eac variants
+    assert '86.00' in r.output and '84.00' in r.output and r.output.count('(84.42)') == 2
+    assert 'best epoch on the evaluation split' in r.output
     (tmp_path/'run0'/'metrics.json').write_text('[]')
     with pytest.raises(UserError, match='needs last5_mean_accuracy'): collect_runs([tmp_path/'run0'])
     (tmp_path/'empty').mkdir()

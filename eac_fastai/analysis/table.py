@@ -10,9 +10,10 @@ import json
 from pathlib import Path
 import pandas as pd, yaml
 from ..errors import UserError
+from ..methods import METHODS
 
-__all__ = ['PAPER_TABLE1', 'PAPER_AC_RAFDB_30', 'METHOD_ORDER', 'DATASET_ORDER', 'METRICS', 'collect_runs',
-           'results_table']
+__all__ = ['PAPER_TABLE1', 'PAPER_AC_RAFDB_30', 'PAPER_PROTOCOL', 'PROTOCOLS', 'METHOD_ORDER', 'DATASET_ORDER',
+           'METRICS', 'collect_runs', 'results_table']
 
 _T1 = """baseline 1 10 81.01 83.29 57.24
 scn 1 10 82.15 84.99 58.60
@@ -41,7 +42,8 @@ eac 0 30 68.20 78.07 47.60"""
 PAPER_TABLE1 = {(m, 'pretrained' if p == '1' else 'scratch', int(n), d): float(v)
                 for m, p, n, *vs in (l.split() for l in _T1.splitlines())
                 for d, v in zip(('rafdb', 'ferplus', 'affectnet'), vs)}
-"The supplementary's Table 1, test accuracy (%), keyed by (method, init, noise %, dataset)."
+"""The supplementary's Table 1, test accuracy (%), keyed by (method, init, noise %, dataset). NLA (AAAI'25) published
+no number in this setting that could be read here (its README's tables are images; README "Protocols")."""
 PAPER_AC_RAFDB_30 = 78.29
 "Attention Consistency on RAF-DB with 30% noise, pretrained ResNet-18 (supplementary §6)."
 
@@ -49,7 +51,13 @@ def _paper(method, init, noise, dataset):
     if (method, init, noise, dataset) == ('ac', 'pretrained', 30, 'rafdb'): return PAPER_AC_RAFDB_30
     return PAPER_TABLE1.get((method, init, noise, dataset))
 
-METHOD_ORDER, DATASET_ORDER = ('baseline', 'ac', 'scn', 'rul', 'eac'), ('rafdb', 'ferplus', 'affectnet')
+PROTOCOLS = {'last5': "mean of the last 5 epochs", 'final': "the last epoch",
+             'best': "the best epoch on the evaluation split (optimistic when that split is the test set)"}
+"How a run's per-epoch scores become one number: the `table` columns."
+PAPER_PROTOCOL = 'last5'
+"The protocol of the supplementary's numbers: EAC's (its author, EAC issue #2)."
+
+METHOD_ORDER, DATASET_ORDER = tuple(METHODS), ('rafdb', 'ferplus', 'affectnet')
 
 METRICS = ('accuracy', 'mean_class_accuracy')            # what `table` can lay out (`--metric`)
 
@@ -108,16 +116,16 @@ def collect_runs(paths, metric:str='accuracy') -> pd.DataFrame:
     return runs.drop(columns='recipe')
 
 def results_table(runs:pd.DataFrame) -> pd.DataFrame:
-    """Mean last-5 accuracy (or the runs' other `metric`, %) per (init, noise, method, variant, dataset) cell with the
-    number of runs and the paper's number (accuracy only: Table 1 reports no other), in the paper's order: pretrained
-    first, noise up, baseline … EAC, RAF-DB, FERPlus, AffectNet."""
+    """Mean accuracy (or the runs' other `metric`, %) under each of `PROTOCOLS` per (init, noise, method, variant,
+    dataset) cell with the number of runs, the paper's number (accuracy only: Table 1 reports no other) and ours under
+    the paper's protocol minus it (`diff`), in the paper's order: pretrained first, noise up, baseline … NLA, RAF-DB,
+    FERPlus, AffectNet."""
     g = runs.groupby(['init', 'noise', 'method', 'variant', 'dataset'], dropna=False)
-    out = g.agg(last5=('last5', 'mean'), final=('final', 'mean'), best=('best', 'mean'),
-                runs=('run', 'size')).reset_index()
+    out = g.agg(**{p: (p, 'mean') for p in PROTOCOLS}, runs=('run', 'size')).reset_index()
     accuracy = 'metric' not in runs or (runs.metric == 'accuracy').all()
     out['paper'] = [_paper(m, i, n, d) if accuracy else None
                     for m, i, n, d in zip(out.method, out.init, out.noise, out.dataset)]
-    out['diff'] = out.last5 - out.paper.astype(float)
+    out['diff'] = out[PAPER_PROTOCOL] - out.paper.astype(float)
     rank = lambda order: lambda s: s.map(lambda v: (order.index(v), '') if v in order else (len(order), str(v)))
     keys = dict(init=rank(('pretrained', 'imagenet', 'scratch')), method=rank(METHOD_ORDER),
                 dataset=rank(DATASET_ORDER))

@@ -4,13 +4,14 @@ from pathlib import Path
 from typing import Annotated, Optional
 import typer
 from ..analysis.outputs import TTA as TTAS
-from ..analysis.table import METRICS
+from ..analysis.table import METRICS, PROTOCOLS
 from ..errors import UserError
 from ..files import check_new_file
 from .common import CheckpointOpt, FaceMarginOpt, FaceSizeOpt, OverwriteOpt, app, console, err_console, user_errors
 
 TTA = Enum('TTA', {t: t for t in ('none', *TTAS)}, type=str)     # the CLI's choices: none, or `outputs`' TTAs
 Metric = Enum('Metric', {m: m for m in METRICS}, type=str)       # `table --metric`
+Protocol = Enum('Protocol', {p: p for p in PROTOCOLS}, type=str)  # `table --protocol`
 
 TTAOpt = Annotated[TTA, typer.Option('--tta', help="flip: average the probabilities of each image and its mirror")]
 def _tta(tta) -> str|None: return None if tta == TTA.none else tta.value
@@ -19,27 +20,38 @@ def _tta(tta) -> str|None: return None if tta == TTA.none else tta.value
 @user_errors
 def table(runs: Annotated[list[Path], typer.Argument(help="run folders, or folders holding runs "
                                                           "(searched recursively)")],
-          csv: Annotated[Optional[Path], typer.Option('--csv', help="also write the table as CSV")] = None,
+          csv: Annotated[Optional[Path], typer.Option(
+              '--csv', help="also write the table as CSV (every protocol)")] = None,
           metric: Annotated[Metric, typer.Option(help="accuracy, or the mean of the per-class accuracies "
-                                                     "(the paper's numbers are accuracy)")] = 'accuracy'):
-    "Lay finished runs out like the supplementary's Table 1: our last-5 mean test accuracy (%) beside the paper's."
+                                                     "(the paper's numbers are accuracy)")] = 'accuracy',
+          protocol: Annotated[Optional[list[Protocol]], typer.Option(
+              help="how each run's epochs become one number, repeatable: last5 (the mean of the last 5 epochs: EAC's, "
+                   "beside the paper's numbers), final (the last epoch: RUL's), best (the best epoch on the evaluation "
+                   "split: SCN's and NLA's code, LA-Net's; optimistic on the test split)")] = None):
+    "Lay finished runs out like the supplementary's Table 1: ours under each protocol asked (%), the paper's beside."
     import pandas as pd
     from rich.table import Table
     from ..files import write_atomic
-    from ..analysis.table import DATASET_ORDER, collect_runs, results_table
+    from ..analysis.table import DATASET_ORDER, PAPER_PROTOCOL, collect_runs, results_table
+    protocols = [p.value for p in protocol or [Protocol(PAPER_PROTOCOL)]]
+    protocols = sorted(set(protocols), key=list(PROTOCOLS).index)
     t = results_table(collect_runs(runs, Metric(metric).value))
     datasets = sorted(set(t.dataset),
                       key=lambda d: (DATASET_ORDER.index(d) if d in DATASET_ORDER else len(DATASET_ORDER), d))
-    view = Table('init', 'noise %', 'method', 'variant', *[f'{d}\nours (paper)' for d in datasets],
-                 title="last-5 mean test accuracy (%)" if metric == Metric.accuracy
-                 else "last-5 mean of the mean class accuracy (%)")
+    columns = [(d, p) for d in datasets for p in protocols]
+    head = lambda d, p: f"{d}\n{p}" + (" (paper)" if p == PAPER_PROTOCOL else '')
+    what = 'accuracy' if metric == Metric.accuracy else 'mean class accuracy'
+    view = Table('init', 'noise %', 'method', 'variant', *[head(d, p) for d, p in columns],
+                 title=f"{what} (%) on each run's evaluation split: " + '; '.join(f"{p}: {PROTOCOLS[p]}"
+                                                                            for p in protocols))
     for (init, noise, method, variant), g in t.groupby(['init', 'noise', 'method', 'variant'],
                                                        sort=False, dropna=False):
-        cells = {r.dataset: f"{r.last5:.2f}" + (f" ({r.paper:.2f})" if pd.notna(r.paper) else '') +
-                            (f" ×{r.runs}" if r.runs > 1 else '')
-                 for r in g.itertuples()}
+        cells = {(r.dataset, p): f"{getattr(r, p):.2f}" +
+                 (f" ({r.paper:.2f})" if p == PAPER_PROTOCOL and pd.notna(r.paper) else '') +
+                 (f" ×{r.runs}" if r.runs > 1 else '')
+                 for r in g.itertuples() for p in protocols}
         view.add_row(str(init), '' if noise != noise else str(noise), str(method), variant,
-                     *[cells.get(d, '') for d in datasets])
+                     *[cells.get(c, '') for c in columns])
     console.print(view)
     if csv: write_atomic(csv, t.to_csv(index=False)); console.print(f"→ {csv}", highlight=False)
 

@@ -9,9 +9,9 @@ from .nla import NLACallback
 
 __all__ = ['METHODS', 'method_callback']
 
-METHODS = {'baseline': AugmentCallback,                # CE with the same augmentation
-           'eac': EACCallback, 'ac': ACCallback, 'scn': SCNCallback, 'rul': RULCallback,
-           'nla': NLACallback}
+# the baseline (CE with the same augmentation), then by year, as tables list them
+METHODS = {'baseline': AugmentCallback,
+           'ac': ACCallback, 'scn': SCNCallback, 'rul': RULCallback, 'eac': EACCallback, 'nla': NLACallback}
 
 def method_callback(method:str='eac', **kwargs):
     "The training callback of `method` (a name in `METHODS`), built with `kwargs` (augmentation and settings)."

@@ -1,4 +1,5 @@
-"""Navigating Label Ambiguity (Lee et al., AAAI 2025) as in its official code (jungyu0413/NLA: src/loss.py, src/train.py).
+"""Navigating Label Ambiguity (Lee et al., AAAI 2025) as in its official code (jungyu0413/NLA: src/loss.py,
+src/train.py).
 
 Each image goes through the network twice, as it is and as its exact mirror (the same augmentation, erased box
 included), in two forward calls. The loss is `lam_ce`·CE + `lam_naw`·mean(w·CE) on the original view, plus `lam_jsd` ×
@@ -24,9 +25,9 @@ def gaussian_density(points:Tensor, mean:Tensor, cov:Tensor) -> Tensor:
     return torch.exp(-0.5*mahalanobis)/(2*math.pi*math.sqrt(det))
 
 def naw_covariance(std:float, ratio:float, sign:int, scale:float=1.) -> Tensor:
-    """The official covariance [[v, c], [c, v]] with v = std² + (std/ratio)² and c = `scale`·`sign`·(std² − (std/ratio)²):
-    standard deviations `std`·√2 along one diagonal and `std`/`ratio`·√2 along the other (sign −1: long along
-    p_label + p_other = const)."""
+    """The official covariance [[v, c], [c, v]] with v = std² + (std/ratio)² and c = `scale`·`sign`·(std² −
+    (std/ratio)²): at `scale` 1, standard deviations `std`·√2 along one diagonal and `std`/`ratio`·√2 along the other
+    (sign −1: long along p_label + p_other = const)."""
     major, minor = std**2, (std/ratio)**2
     c = scale*sign*(major - minor)
     return torch.tensor([[major + minor, c], [c, major + minor]])
@@ -45,8 +46,8 @@ def naw_weights(logits:Tensor, labels:Tensor, top_mean, top_cov:Tensor, other_me
     return torch.where(top, t, gaussian_density(points, points.new_tensor(other_mean), other_cov))
 
 def flip_jsd(logits:Tensor, logits_of_flipped:Tensor) -> Tensor:
-    """Per image, the official code's Jensen-Shannon term: ½·(KL(q‖p) + KL(q‖p')), p and p' the softmax of the two views'
-    logits and q the softmax of their mean logits (not the mean of the probabilities)."""
+    """Per image, the official code's Jensen-Shannon term: ½·(KL(q‖p) + KL(q‖p')), p and p' the softmax of the two
+    views' logits and q the softmax of their mean logits (not the mean of the probabilities)."""
     a, b = logits.float(), logits_of_flipped.float()
     log_q = ((a + b)/2).log_softmax(1)
     kl = lambda z: (log_q.exp()*(log_q - z.log_softmax(1))).sum(1)
