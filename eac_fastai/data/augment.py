@@ -112,7 +112,7 @@ class BasicAug(Section):
     p 0.5."""
     p: float = Field(0.5, ge=0, le=1, description="probability per image (EAC: original view only)")
     ops: list[Literal[BASIC_OPS]]|None = Field(None, description="drawn uniformly when applied; null: the method's "
-                                               "official ops (eac, ac, baseline: [noise]; scn, rul: [flip, noise])")
+                                               "official ops (scn, rul: [flip, noise]; the others: [noise])")
     var: float = Field(30., ge=0, description="Gaussian noise variance on the 0-255 scale")
     def __call__(self, x:Tensor, stats=None) -> Tensor:
         ops = ('noise',) if self.ops is None else self.ops     # None: the EAC code's own op
