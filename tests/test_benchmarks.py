@@ -81,12 +81,16 @@ def test_plan_names_every_run_and_starts_the_longest_first():
     assert {'train.device=cuda', 'train.epochs=3', 'seed=2'} <= set(lam1['overrides'])
     assert bench.noise_setting('30') == 'sym30' and bench.noise_setting('pair30') == 'pair30'
 
-def test_the_consistency_variants_are_recipe_cells_at_the_papers_lambda():
-    "Each --methods variant is a cell of recipes/fmnist.yaml: EAC at λ 5 with its option; it runs among the longest."
+def test_the_variants_are_recipe_cells_with_their_option():
+    """Each --methods variant is a cell of recipes/fmnist.yaml: EAC at λ 5 with its option (among the longest runs), or
+    RUL with relabelling."""
     from eac_fastai.training.recipe import load_recipe
+    eacs = [v for v in bench.VARIANTS if v.startswith('eac_')]
     jobs = bench.plan(['sym30'], ['baseline', *bench.VARIANTS], [], [0], 'cpu', [])
-    assert [j['method'] for j in jobs] == [*bench.VARIANTS, 'baseline'] and all(j['lam'] == 5 for j in jobs[:-1])
-    options = {v: load_recipe(f"{ROOT/'recipes'/'fmnist.yaml'}#sym30-{v}").eac for v in bench.VARIANTS}
+    assert [j['method'] for j in jobs[:len(eacs)]] == eacs and all(j['lam'] == 5 for j in jobs[:len(eacs)])
+    rul = load_recipe(f"{ROOT/'recipes'/'fmnist.yaml'}#sym30-rul_relabel")
+    assert rul.method == 'rul' and rul.rul.relabel and rul.rul.relabel_epoch == 10
+    options = {v: load_recipe(f"{ROOT/'recipes'/'fmnist.yaml'}#sym30-{v}").eac for v in eacs}
     assert {v: (e.lam, e.ramp, e.consistency) for v, e in options.items()} == {
         'eac_ramp': (5, 5, 'mse'), 'eac_rel': (5, 0, 'relative'), 'eac_ramp_rel': (5, 5, 'relative'),
         'eac_norm': (5, 0, 'normalized'), 'eac_ramp_norm': (5, 5, 'normalized')}
