@@ -61,6 +61,25 @@ def test_the_weight_is_not_detached():
         return torch.autograd.grad(loss, logits)[0]
     assert not torch.allclose(grad(False), grad(True))
 
+def test_the_callbacks_loss_backpropagates_through_the_weight():
+    "NLACallback's loss has the official gradient, which differs from that of the same loss with the weight detached."
+    from types import SimpleNamespace
+    torch.manual_seed(0)
+    pred, flipped, y = torch.randn(6, 4, requires_grad=True), torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 0, 1])
+    cb = NLACallback()
+    cb.learn = SimpleNamespace(pred=pred, y=y, x=torch.zeros(6, 1), epoch=3, n_epoch=10)
+    cb.flipped_pred, cb.sums, cb.n_seen = flipped, 0., 0
+    cb.after_loss()
+    got = torch.autograd.grad(cb.learn.loss_grad, pred)[0]
+    top, other = cb.covariances()
+    def grad(detach):
+        ce = F.cross_entropy(pred, y, reduction='none')
+        w = naw_weights(pred, y, (0.5, 0.5), top, (0.3, 0.15), other)
+        loss = 0.5*ce.mean() + 0.5*(ce*(w.detach() if detach else w)).mean() + 0.5*flip_jsd(pred, flipped).sum()
+        return torch.autograd.grad(loss, pred)[0]
+    torch.testing.assert_close(got, grad(False))
+    assert not torch.allclose(got, grad(True))
+
 def test_the_top_gaussians_correlation_grows_over_the_epochs():
     cb = NLACallback()
     cb.n_epoch = 60

@@ -26,7 +26,7 @@ def test_sweep_plan_validates_every_run_first():
            {(0.1, .5), (0.1, 1.), (1, .5), (1, 1.)}
     with pytest.raises(RecipeError, match='augment.erase.p'): sweep_plan(str(QUICK), ['augment.erase.p=0.5,2'])
     matrix = Path(__file__).parent.parent/'recipes'/'table1.yaml'
-    assert len(sweep_plan(f'{matrix}#rafdb-*-noise30-pretrained', ['eac.lam=1,5'])) == 2*len(METHODS) - 2
+    assert len(sweep_plan(f'{matrix}#rafdb-*-noise30-pretrained', ['eac.lam=1,5'])) == 5*2   # 5 methods × λ
 
 @pytest.mark.parametrize('method', list(METHODS))
 def test_every_method_trains_through_the_cli(method, settings_file, tmp_path):
@@ -38,6 +38,16 @@ def test_every_method_trains_through_the_cli(method, settings_file, tmp_path):
     # exactly 1 of 3 labels changed per class
     assert m['train_noise_rate'] == pytest.approx(1/3)
     assert (run/'scn_labels.csv').exists() == (method == 'scn')
+
+def test_rul_with_relabelling_writes_its_labels(settings_file, tmp_path):
+    r = CliRunner().invoke(app, ['train', str(QUICK), 'method=rul', 'rul.relabel=true', 'rul.relabel_epoch=1',
+                                 'rul.relabel_margin=0.0', *TINY, '--out', str(tmp_path/'runs')])
+    assert r.exit_code == 0, r.output
+    run, = (tmp_path/'runs').iterdir()
+    labels, history = pd.read_csv(run/'rul_labels.csv'), pd.read_csv(run/'history.csv')
+    # margin 0: the images whose prediction is not their label are relabelled; the last epoch logs the share
+    assert labels.relabelled.sum() > 0 and history.relabelled.iloc[-1] == pytest.approx(labels.relabelled.mean())
+    assert (labels.rul_label != labels.given).sum() == labels.relabelled.sum()
 
 def test_sweep_then_table(settings_file, tmp_path):
     "A sweep over the baseline and NLA (the newest method), its report and its table."

@@ -81,13 +81,14 @@ def test_early_stopping_on_the_test_split_is_refused(tmp_path, demo_csv, setting
     assert r.exit_code == 2 and 'train.early_stop: data.valid_split is test' in ' '.join(r.output.split())
     assert 'inflates' in r.output
 
-@pytest.mark.parametrize('backend', ['aot_eager', pytest.param('true', marks=pytest.mark.slow)])
-def test_compile_from_the_cli(tmp_path, demo_csv, settings_file, backend):
+@pytest.mark.parametrize('backend,method', [('aot_eager', 'eac'), ('aot_eager', 'nla'),   # NLA: the whole model twice
+                                            pytest.param('true', 'eac', marks=pytest.mark.slow)])
+def test_compile_from_the_cli(tmp_path, demo_csv, settings_file, backend, method):
     """train.compile: the run trains and finishes; its checkpoints keep the uncompiled names and its export predicts.
     aot_eager traces without generating code (the default run); true = inductor, which compiles C++ here (slow)."""
     from fastai.learner import load_learner
     from eac_fastai.models.weights import read_state_dict
-    r = CliRunner().invoke(app, ['train', str(_recipe(tmp_path, demo_csv, f', compile: {backend}')), 'method=eac',
+    r = CliRunner().invoke(app, ['train', str(_recipe(tmp_path, demo_csv, f', compile: {backend}')), f'method={method}',
                                  'train.epochs=1', 'train.lr=1.0e-3', '--out', str(tmp_path/'runs')])
     assert r.exit_code == 0, r.output
     (run,) = (tmp_path/'runs').iterdir()

@@ -27,7 +27,7 @@ def table(runs: Annotated[list[Path], typer.Argument(help="run folders, or folde
           protocol: Annotated[Optional[list[Protocol]], typer.Option(
               help="how each run's epochs become one number, repeatable: last5 (the mean of the last 5 epochs: EAC's, "
                    "beside the paper's numbers), final (the last epoch: RUL's), best (the best epoch on the evaluation "
-                   "split: SCN's and NLA's code, LA-Net's; optimistic on the test split)")] = None):
+                   "split: SCN's paper, NLA's code, LA-Net's; optimistic on the test split)")] = None):
     "Lay finished runs out like the supplementary's Table 1: ours under each protocol asked (%), the paper's beside."
     import pandas as pd
     from rich.table import Table

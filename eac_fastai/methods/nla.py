@@ -93,7 +93,8 @@ class NLACallback(MethodCallback):
 
     def before_batch(self):
         view = self.augment(self.crop_batch(self.x))
-        self.learn.xb, self.x_flip = (view, *self.xb[1:]), view.flip(-1)
+        # a plain tensor: a compiled model recompiles for fastai's TensorImage and fails there
+        self.learn.xb, self.x_flip = (view, *self.xb[1:]), view.flip(-1).as_subclass(Tensor)
 
     def after_pred(self): self.flipped_pred, self.x_flip = self.net(self.x_flip), None   # (under autocast, if on)
 

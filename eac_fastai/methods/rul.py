@@ -7,8 +7,9 @@ classifier sees μ alone. The classifier trains at `fc_lr_mult` × the learning 
 
 `relabel` (off by default, as the official code has none) adds the relabelling RUL's author advises ("Do not forget to
 add RELABEL module to RUL as it is vital", RUL issue #4) with SCN's rule: from `relabel_epoch` on, an image whose top
-probability under its own mean feature (the classifier as at test time, unmixed) beats its current label's by more than
-`relabel_margin` takes the predicted label; both labels of the add-up loss are the current ones."""
+probability under its own mean feature μ (unmixed; computed in the training step, so with its dropout and batch
+statistics) beats its current label's by more than `relabel_margin` takes the predicted label; both labels of the
+add-up loss are the current ones."""
 import torch, torch.nn.functional as F
 from torch import nn, Tensor
 from fastai.callback.hook import hook_output
