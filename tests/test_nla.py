@@ -8,8 +8,8 @@ from eac_fastai.methods.nla import NLACallback, flip_jsd, gaussian_density, naw_
 from eac_fastai.models.learner import eac_learner
 from eac_fastai.training.schedules import fit_with_schedule
 
-# main_rafdb.py's defaults put through train.py's formulas: t_major = s² + (s/r)², t_minor = −s² + (s/r)² (× eps),
-# f_major = s² + (s/r)², f_minor = s² − (s/r)²
+# main_rafdb.py's defaults put through train.py's formulas: t_major = s² + (s/r)², t_minor = −s² + (s/r)²
+# (× eps), f_major = s² + (s/r)², f_minor = s² − (s/r)²
 TOP = np.array([[0.8**2 + 0.4**2, -(0.8**2 - 0.4**2)], [-(0.8**2 - 0.4**2), 0.8**2 + 0.4**2]])
 OTHER = np.array([[0.91**2 + (0.91/6)**2, 0.91**2 - (0.91/6)**2], [0.91**2 - (0.91/6)**2, 0.91**2 + (0.91/6)**2]])
 
@@ -103,7 +103,7 @@ class _Capture(Callback):
         if self.training: self.rows[-1].update(loss=self.learn.loss_grad.detach().clone())
 
 def test_the_loss_of_a_real_fit(dls):
-    "0.5·CE + 0.5·mean(w·CE) + 0.5·Σ JSD over the batch, the second view the exact mirror, each view its own forward."
+    "0.5·CE + 0.5·mean(w·CE) + 0.5·Σ JSD over the batch; the second view the exact mirror, in its own forward."
     cap = _Capture()
     learn = eac_learner(dls, 'resnet18', method='nla', cbs=[cap], flip=None)
     with learn.no_bar(), learn.no_logging(): fit_with_schedule(learn, 'constant', 1, 0.)   # lr 0: weights unchanged

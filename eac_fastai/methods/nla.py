@@ -2,11 +2,12 @@
 src/train.py).
 
 Each image goes through the network twice, as it is and as its exact mirror (the same augmentation, erased box
-included), in two forward calls. The loss is `lam_ce`·CE + `lam_naw`·mean(w·CE) on the original view, plus `lam_jsd` ×
-the code's Jensen-Shannon term between the two views' logits, summed over the batch's images. An image's weight w
-(Noise-Aware adaptive Weighting) is a 2-D Gaussian density at (p of its given label, p of the most likely other class):
-one Gaussian when the given label is the top prediction, whose correlation grows from 0 to negative over the epochs,
-another when it is not. The weight is not detached: its gradient flows, as in the official code."""
+included), in two forward calls. The loss is `lam_ce`·CE + `lam_naw`·mean(w·CE) on the original view, plus
+`lam_jsd` × the code's Jensen-Shannon term between the two views' logits, summed over the batch's images. An
+image's weight w (Noise-Aware adaptive Weighting) is a 2-D Gaussian density at (p of its given label, p of the
+most likely other class): one Gaussian when the given label is the top prediction, whose correlation grows from 0 to
+negative over the epochs, another when it is not. The weight is not detached: its gradient flows, as in the
+official code."""
 import math
 import torch, torch.nn.functional as F
 from pydantic import Field
@@ -17,7 +18,7 @@ from .base import MethodCallback
 __all__ = ['gaussian_density', 'naw_covariance', 'naw_weights', 'flip_jsd', 'NLASection', 'NLACallback']
 
 def gaussian_density(points:Tensor, mean:Tensor, cov:Tensor) -> Tensor:
-    "Density of the 2-D normal N(`mean`, `cov`) at each row (x, y) of `points` (N,2): exp(−½ dᵀΣ⁻¹d) / (2π √det Σ)."
+    "Density of N(`mean`, `cov`) at each row (x, y) of `points` (N,2): exp(−½ dᵀΣ⁻¹d) / (2π √det Σ)."
     (a, b), (_, d) = cov.tolist()
     det = a*d - b*b
     dx, dy = (points - mean).unbind(1)
@@ -26,8 +27,8 @@ def gaussian_density(points:Tensor, mean:Tensor, cov:Tensor) -> Tensor:
 
 def naw_covariance(std:float, ratio:float, sign:int, scale:float=1.) -> Tensor:
     """The official covariance [[v, c], [c, v]] with v = std² + (std/ratio)² and c = `scale`·`sign`·(std² −
-    (std/ratio)²): at `scale` 1, standard deviations `std`·√2 along one diagonal and `std`/`ratio`·√2 along the other
-    (sign −1: long along p_label + p_other = const)."""
+    (std/ratio)²): at `scale` 1, standard deviations `std`·√2 along one diagonal and `std`/`ratio`·√2 along the
+    other (sign −1: long along p_label + p_other = const)."""
     major, minor = std**2, (std/ratio)**2
     c = scale*sign*(major - minor)
     return torch.tensor([[major + minor, c], [c, major + minor]])
@@ -68,8 +69,8 @@ class NLASection(Section):
                                             "(official mu_x_f, mu_y_f)")
     other_std: float = Field(0.91, gt=0, description="its long-axis scale (official f_std_major)")
     other_ratio: float = Field(6., gt=0, description="long ÷ short axis scale (official f_std_ratio)")
-    slope: float = Field(-15., lt=0, description="the top Gaussian's correlation is 1 − exp(slope·epoch/epochs) of its "
-                         "full value in each epoch (0-based)")
+    slope: float = Field(-15., lt=0, description="the top Gaussian's correlation is 1 − exp(slope·epoch/epochs) of "
+                         "its full value in each epoch (0-based)")
     anneal: bool = Field(True, description="false: the full correlation from the first epoch (official sch_bool)")
 
 class NLACallback(MethodCallback):

@@ -62,8 +62,8 @@ class RULSection(Section):
     relabel: bool = Field(False, description="relabel doubtful images with SCN's rule, as RUL's author advises (RUL "
                           "issue #4); the official code has none")
     relabel_epoch: int = Field(10, ge=1, description="with relabel: first epoch (1-based) that relabels (SCN's 10)")
-    relabel_margin: float = Field(0.2, ge=0, description="with relabel: top probability − the label's above which the "
-                                  "image takes the predicted label (SCN's margin2)")
+    relabel_margin: float = Field(0.2, ge=0, description="with relabel: top probability − the label's above which "
+                                  "the image takes the predicted label (SCN's margin2)")
 
 class RULCallback(RelabelCallback):
     """RUL: uncertainty-weighted feature mixing with a random partner and the add-up loss; the classifier at
